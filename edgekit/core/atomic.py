@@ -1,0 +1,130 @@
+"""Atomic writes and hashing.
+
+Files are written to a temporary name in the same directory, fsynced, then
+renamed over the target with :func:`os.replace`; a reader never sees half a
+file. A whole artifact directory is assembled in a hidden staging directory
+beside the destination and renamed into place only when complete, so an
+interrupted export leaves neither a manifest nor a half-written model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from edgekit.core.errors import OutputError
+
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file, fsync, rename)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(target.parent)
+    return target
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def check_output_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Validate an output directory before any work is done.
+
+    The directory may not exist yet, or exist empty. A non-empty directory is
+    refused unless ``overwrite`` is set: nothing the user had is lost.
+    """
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"output path {out} exists and is not a directory", hint="choose another -o")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise OutputError(
+            f"output directory {out} is not empty",
+            hint="choose a new -o, or pass --overwrite to replace its contents",
+        )
+    parent = out.resolve().parent
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        raise OutputError(f"cannot write to {probe} (permission denied)", hint="choose a writable -o")
+    return out
+
+
+@contextlib.contextmanager
+def staged_dir(dest: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a staging directory that becomes ``dest`` only on success.
+
+    On an exception (or KeyboardInterrupt) the staging directory is removed
+    and ``dest`` is left exactly as it was. With ``overwrite`` an existing
+    ``dest`` is replaced only after the new content is complete.
+    """
+    out = check_output_dir(dest, overwrite=overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    try:
+        yield stage
+        for f in stage.rglob("*"):
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+        if out.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, trash / out.name)
+            os.replace(stage, out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(stage, out)
+        _fsync_dir(out.parent)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise

@@ -1,0 +1,149 @@
+"""The Runner protocol shared by every backend.
+
+A runner is a context manager around one loaded model::
+
+    with OnnxRuntimeRunner(path, threads=2) as r:
+        out = r.infer({"input": x})
+
+Public methods validate their arguments and call ``_impl`` methods, which do
+the work; backends implement only the ``_impl`` methods.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from edgekit.core.errors import UsageError
+from edgekit.core.specs import TensorSpec
+
+
+@dataclass(frozen=True)
+class RunnerInfo:
+    """What a loaded runner actually runs: recorded with every result."""
+
+    runtime: str
+    runtime_version: str
+    device: str
+    precision: str  # the precision the runtime reports it executes, not the one asked for
+    threads: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "runtime": self.runtime,
+            "runtime_version": self.runtime_version,
+            "device": self.device,
+            "precision": self.precision,
+            "threads": self.threads,
+            "details": dict(self.details),
+        }
+
+
+class Runner(abc.ABC):
+    """Base class of all backends."""
+
+    name: str = "runner"
+
+    def __init__(self, model_path: str | Path) -> None:
+        self.model_path = Path(model_path)
+        if not self.model_path.is_file():
+            raise UsageError(f"model file {self.model_path} does not exist")
+        self._loaded = False
+
+    # -- lifecycle -------------------------------------------------------
+    def __enter__(self) -> Runner:
+        self.activate()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.deactivate()
+
+    def activate(self) -> None:
+        if not self._loaded:
+            self._activate_impl()
+            self._loaded = True
+
+    def deactivate(self) -> None:
+        if self._loaded:
+            self._deactivate_impl()
+            self._loaded = False
+
+    # -- metadata --------------------------------------------------------
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        self._require_loaded()
+        return self._inputs_impl()
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        self._require_loaded()
+        return self._outputs_impl()
+
+    @property
+    def info(self) -> RunnerInfo:
+        self._require_loaded()
+        return self._info_impl()
+
+    # -- inference -------------------------------------------------------
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one inference; checks names, ranks, static dims and dtypes first."""
+        self._require_loaded()
+        self.validate_feeds(feeds)
+        return self._infer_impl(feeds)
+
+    def validate_feeds(self, feeds: dict[str, np.ndarray]) -> None:
+        specs = {s.name: s for s in self.inputs}
+        missing = sorted(set(specs) - set(feeds))
+        unknown = sorted(set(feeds) - set(specs))
+        if missing or unknown:
+            raise UsageError(
+                f"input names do not match the model: missing {missing}, unexpected {unknown}",
+                hint=f"the model takes {sorted(specs)}",
+            )
+        for name, arr in feeds.items():
+            spec = specs[name]
+            if not isinstance(arr, np.ndarray):
+                raise UsageError(f"input {name!r} must be a numpy array, got {type(arr).__name__}")
+            if str(arr.dtype) != spec.dtype:
+                raise UsageError(
+                    f"input {name!r} has dtype {arr.dtype}, the model wants {spec.dtype}",
+                    hint=f"convert with x.astype(np.{spec.dtype})",
+                )
+            if arr.ndim != len(spec.shape) or any(
+                isinstance(d, int) and d >= 0 and d != a for d, a in zip(spec.shape, arr.shape)
+            ):
+                raise UsageError(f"input {name!r} has shape {tuple(arr.shape)}, the model wants {spec.shape}")
+
+    def _require_loaded(self) -> None:
+        if not self._loaded:
+            raise UsageError(f"{type(self).__name__} is not active", hint="use it in a 'with' block or call activate()")
+
+    # -- to implement ----------------------------------------------------
+    @abc.abstractmethod
+    def _activate_impl(self) -> None: ...
+
+    def _deactivate_impl(self) -> None:
+        return None
+
+    @abc.abstractmethod
+    def _inputs_impl(self) -> tuple[TensorSpec, ...]: ...
+
+    @abc.abstractmethod
+    def _outputs_impl(self) -> tuple[TensorSpec, ...]: ...
+
+    @abc.abstractmethod
+    def _info_impl(self) -> RunnerInfo: ...
+
+    @abc.abstractmethod
+    def _infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
