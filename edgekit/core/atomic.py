@@ -37,6 +37,21 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _public_mode(path: str | os.PathLike[str], *, directory: bool) -> None:
+    """Give a temp file or dir the mode a plain open()/mkdir() would have.
+
+    mkstemp/mkdtemp create 0600/0700 entries; an artifact must stay readable
+    by the other users and containers a plain file would be readable by.
+    """
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -56,6 +71,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        _public_mode(tmp, directory=False)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -100,6 +116,27 @@ def check_output_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -
     return out
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - someone else's live process
+        return True
+    return True
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Remove staging directories left by killed runs (their pid is gone)."""
+    removed = []
+    for d in out.parent.glob(f".{out.name}.staging-*"):
+        pid = d.name.rsplit(".staging-", 1)[1].split("-", 1)[0]
+        if d.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
+
+
 @contextlib.contextmanager
 def staged_dir(dest: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a staging directory that becomes ``dest`` only on success.
@@ -110,7 +147,9 @@ def staged_dir(dest: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
     """
     out = check_output_dir(dest, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    remove_stale_staging(out)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-{os.getpid()}-", dir=out.parent))
+    _public_mode(stage, directory=True)
     try:
         yield stage
         for f in stage.rglob("*"):

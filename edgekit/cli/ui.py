@@ -1,0 +1,57 @@
+"""Console output shared by the commands: progress on stderr, results on stdout.
+
+Progress is shown only on an interactive terminal and never with --quiet or
+--json, so piped output stays machine-readable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import click
+from rich.console import Console
+
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True, soft_wrap=True)
+
+
+def state() -> dict[str, Any]:
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx else None
+    return root.obj if root is not None and isinstance(root.obj, dict) else {}
+
+
+def quiet() -> bool:
+    return bool(state().get("quiet"))
+
+
+@contextlib.contextmanager
+def steps(title: str, *, enabled: bool = True) -> Iterator[Any]:
+    """Yield a callback ``say(msg)`` that shows the current step as a spinner."""
+    show = enabled and not quiet() and stderr.is_terminal
+    if not show:
+        yield lambda msg: None
+        return
+    with stderr.status(title) as status:
+
+        def say(msg: str) -> None:
+            status.update(f"{title}: {msg}")
+            stderr.log(msg)
+
+        yield say
+
+
+def print_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2))
+
+
+def error(msg: str) -> None:
+    click.echo(f"edgekit: error: {msg}", err=True)
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty()

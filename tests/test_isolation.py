@@ -1,0 +1,70 @@
+"""The device path imports no torch: proven in fresh interpreters."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "torchvision", "timm")
+
+DEVICE_MODULES = [
+    "edgekit",
+    "edgekit.core.errors",
+    "edgekit.core.manifest",
+    "edgekit.core.atomic",
+    "edgekit.core.specs",
+    "edgekit.core.targets",
+    "edgekit.data",
+    "edgekit.data.embedded",
+    "edgekit.data.imagefolder",
+    "edgekit.data.preprocess",
+    "edgekit.data.sampling",
+    "edgekit.runtime",
+    "edgekit.runtime.base",
+    "edgekit.runtime.onnxruntime",
+    "edgekit.runtime.openvino",
+    "edgekit.runtime.tensorrt",
+    "edgekit.runtime.registry",
+    "edgekit.bench",
+    "edgekit.graph.profile",
+    "edgekit.zoo.registry",
+    "edgekit.cli.main",
+]
+
+
+def _imported_after(code: str) -> set[str]:
+    probe = f"{code}\nimport sys\nprint(' '.join(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+@pytest.mark.parametrize("module", DEVICE_MODULES)
+def test_device_module_imports_no_torch(module):
+    assert _imported_after(f"import {module}") == set()
+
+
+def test_help_and_device_commands_import_no_torch():
+    code = (
+        "from click.testing import CliRunner\n"
+        "from edgekit.cli.main import cli\n"
+        "for args in (['--help'], ['models', '--json'], ['targets'], ['export', '--help']):\n"
+        "    r = CliRunner().invoke(cli, args)\n"
+        "    assert r.exit_code == 0, (args, r.output)\n"
+    )
+    assert _imported_after(code) == set()
+
+
+def test_a_heavy_import_is_lazy_and_names_the_extra(monkeypatch):
+    import importlib.util
+
+    from edgekit.core.errors import MissingDependencyError
+    from edgekit.core.lazy import require
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "openvino" else real(n, *a))
+    with pytest.raises(MissingDependencyError) as e:
+        require("openvino", purpose="the OpenVINO backend")
+    assert "pip install 'edgekit[openvino]'" in str(e.value)
+    assert e.value.exit_code == 2
