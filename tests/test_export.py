@@ -172,13 +172,16 @@ def test_cli_export_refuses_non_empty_output_and_keeps_user_files(tmp_path):
     assert (out / "precious.txt").read_text() == "keep me"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere, so permissions cannot be tested as root")
-def test_cli_export_unwritable_output(tmp_path):
+def test_cli_export_unwritable_output(tmp_path, monkeypatch):
+    """Permission bits do not bind root (CI runs as root), so the check is driven
+    through os.access, which is what the output check consults."""
     ro = tmp_path / "ro"
     ro.mkdir()
-    ro.chmod(0o500)
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: False if str(p) == str(ro) else real(p, mode, *a, **k))
     r = CliRunner().invoke(cli, ["export", "--model", "squeezenet1_1", "--weights", "none", "-o", str(ro / "x")])
     assert r.exit_code == 2 and "permission denied" in r.output
+    assert not (ro / "x").exists()
 
 
 def test_cli_export_output_is_a_file(tmp_path):

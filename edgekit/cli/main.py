@@ -20,6 +20,9 @@ from edgekit.core.errors import EdgekitError
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "models": ("edgekit.cli.models", "models_cmd", "List the model zoo."),
     "export": ("edgekit.cli.export", "export_cmd", "Export a model to ONNX and prove parity."),
+    "finetune": ("edgekit.cli.finetune", "finetune_cmd", "Fine-tune a zoo model on your classes; write checkpoint + ONNX."),
+    "build": ("edgekit.cli.build", "build_cmd", "Build an OpenVINO IR or TensorRT engine for a target."),
+    "bench": ("edgekit.cli.bench", "bench_cmd", "Latency, throughput, memory and accuracy on a target."),
     "profile": ("edgekit.cli.profile", "profile_cmd", "Parameters and MACs of an ONNX artifact."),
     "targets": ("edgekit.cli.targets", "targets_cmd", "List or show target profiles."),
 }

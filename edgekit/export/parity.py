@@ -72,7 +72,11 @@ class ParityReport:
     def failures(self) -> list[str]:
         out = []
         for r in self.runtimes:
-            if r.status == "failed":
+            if r.status != "failed":
+                continue
+            if r.rel is None:  # compared nothing: shape mismatch, NaN/Inf
+                out.append(f"{r.runtime}: {r.reason}")
+            else:
                 out.append(
                     f"{r.runtime}: rel error {r.rel:.2e} (max-abs {r.max_abs:.2e}), "
                     f"top-1 agreement {r.top1_agreement:.1%}, {r.unexplained_flips} unexplained flips"
@@ -131,7 +135,7 @@ def compare_outputs(
     )
 
 
-def _run_batched(infer: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int) -> np.ndarray:
+def run_batched(infer: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int) -> np.ndarray:
     outs = []
     for i in range(0, len(x), batch):
         chunk = x[i : i + batch]
@@ -193,7 +197,7 @@ def check_parity(
                 return runner.infer({in_name: x})[out_name]
 
             precision = runner.info.precision
-            got = [_run_batched(infer, inputs, b) for b in batches]
+            got = [run_batched(infer, inputs, b) for b in batches]
         worst = max(
             (compare_outputs(name, ref, g, rel_tol=rel_tol, precision=precision, batches=batches) for g in got),
             key=lambda r: (r.status == "failed", r.rel or 0.0),

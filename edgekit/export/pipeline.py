@@ -11,6 +11,7 @@ directory never holds a half-written artifact.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 from edgekit.core.atomic import check_output_dir, staged_dir
 from edgekit.core.errors import ParityError, UsageError
 from edgekit.core.lazy import require
-from edgekit.core.manifest import Artifact, Manifest, load_artifact
+from edgekit.core.manifest import MANIFEST_NAME, Artifact, Manifest, load_artifact
 from edgekit.core.specs import PreprocessSpec, TensorSpec
 from edgekit.core.versions import tool_versions
 from edgekit.export.check import check_graph
@@ -60,6 +61,8 @@ class ExportOptions:
     extra: dict[str, Any] = field(default_factory=dict)
     #: a model already built in memory (e.g. a pruned one); skips the zoo loader
     prebuilt: Any = None
+    #: files copied into the artifact beside model.onnx (name -> source), hashed in the manifest
+    extra_files: dict[str, Path] = field(default_factory=dict)
 
     def validate(self) -> None:
         check_opset(self.opset)
@@ -71,6 +74,11 @@ class ExportOptions:
             raise UsageError(f"--num-classes must be >= 1, got {self.num_classes}")
         if self.parity_images < 1:
             raise UsageError(f"parity needs at least one real image, got {self.parity_images}")
+        for name, src in self.extra_files.items():
+            if not name or Path(name).name != name or name.startswith(".") or name in ("model.onnx", MANIFEST_NAME):
+                raise UsageError(f"extra file name {name!r} must be a plain file name other than the artifact's own")
+            if not Path(src).is_file():
+                raise UsageError(f"extra file {src} for {name!r} does not exist")
         check_output_dir(self.output, overwrite=self.overwrite)
 
 
@@ -150,6 +158,8 @@ def export_model(options: ExportOptions, *, progress: Progress | None = None) ->
                 f"exported {entry.name} does not match PyTorch: " + "; ".join(report.failures()),
                 hint="nothing was written; try --exporter dynamo or another --opset, and report it",
             )
+        for name, src in options.extra_files.items():
+            shutil.copyfile(src, stage / name)
         out_shape: tuple[int | str, ...] = (in_shape[0], loaded.num_classes)
         manifest = Manifest(
             model=entry.name,

@@ -2,6 +2,7 @@
 
 ``available_runtimes()`` looks packages up (``importlib.util.find_spec``) and
 imports nothing; ``create_runner`` imports only the backend module asked for.
+``runner_for_artifact`` picks the runner from an artifact's manifest format.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgekit.core.errors import UsageError
+from edgekit.core.errors import ArtifactError, UsageError
 from edgekit.core.lazy import available
+from edgekit.core.manifest import Artifact, load_artifact
 from edgekit.runtime.base import Runner
 
 
@@ -35,6 +37,12 @@ RUNTIMES: dict[str, RuntimeEntry] = {
     )
 }
 ALIASES: dict[str, str] = {a: e.name for e in RUNTIMES.values() for a in e.aliases}
+#: manifest format -> the runtimes that run it, the default first
+FORMAT_RUNTIMES: dict[str, tuple[str, ...]] = {
+    "onnx": ("onnxruntime", "openvino"),
+    "openvino-ir": ("openvino",),
+    "tensorrt-engine": ("tensorrt",),
+}
 
 
 def runtime_names() -> list[str]:
@@ -82,3 +90,36 @@ def create_runner(runtime: str, model_path: str | Path, **options: Any) -> Runne
             hint=f"it takes: {', '.join(accepted) or 'no options'}",
         )
     return cls(model_path, **options)
+
+
+def runner_for_artifact(artifact: Artifact | str | Path, *, runtime: str | None = None, **options: Any) -> Runner:
+    """A runner for an artifact (a directory with ``edgekit.json``, or a loaded :class:`Artifact`).
+
+    The runtime follows the manifest's format (``onnx`` -> onnxruntime,
+    ``openvino-ir`` -> openvino, ``tensorrt-engine`` -> tensorrt); ``runtime``
+    picks another one that runs the format. For an OpenVINO IR built by
+    ``edgekit build`` the device and the inference precision recorded in the
+    manifest are the defaults; ``options`` override them. A path is loaded with
+    every file's sha256 verified.
+    """
+    art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
+    m = art.manifest
+    runtimes = FORMAT_RUNTIMES.get(m.format)
+    if runtimes is None:
+        raise ArtifactError(
+            f"{art.path} has format {m.format!r}, which no edgekit runtime runs",
+            hint=f"known formats: {', '.join(FORMAT_RUNTIMES)}",
+        )
+    name = resolve_runtime(runtime).name if runtime is not None else runtimes[0]
+    if name not in runtimes:
+        raise UsageError(
+            f"{name} does not run {m.format} artifacts like {art.path}",
+            hint=f"use {' or '.join(runtimes)}"
+            + ("; build an engine with 'edgekit build'" if m.format == "onnx" else ""),
+        )
+    if name == "openvino" and m.format == "openvino-ir":
+        defaults = {"precision": m.extra.get("inference_precision"), "device": m.extra.get("device")}
+        for k, v in defaults.items():
+            if v is not None:
+                options.setdefault(k, v)
+    return create_runner(name, art.model_path, **options)

@@ -1,0 +1,100 @@
+"""A content-addressed step cache.
+
+A step's key is the sha256 of a canonical JSON document holding the step kind,
+the hashes of its inputs (artifact files, not paths), its recipe and the
+versions of the tools it uses. Its output is an artifact directory stored at
+``<root>/<kind>/<key[:16]>``, written through :func:`edgekit.core.atomic.staged_dir`:
+an entry is either complete (it has its manifest and every file hashes to what
+the manifest says) or absent. A run killed with SIGKILL leaves only a hidden
+staging directory, which the next run removes; it never leaves a half entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgekit.core.atomic import remove_stale_staging, staged_dir
+from edgekit.core.errors import ArtifactError
+from edgekit.core.manifest import MANIFEST_NAME, Artifact, load_artifact
+from edgekit.core.versions import tool_versions
+
+
+def default_cache_root() -> Path:
+    env = os.environ.get("EDGEKIT_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "edgekit"
+
+
+def canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def step_key(kind: str, *, inputs: dict[str, str], recipe: dict[str, Any], tools: tuple[str, ...]) -> str:
+    """The cache key of a step: kind, input hashes, recipe and tool versions."""
+    versions = tool_versions()
+    doc = {
+        "kind": kind,
+        "inputs": inputs,
+        "recipe": recipe,
+        "tools": {t: versions.get(t) for t in sorted(set(tools) | {"edgekit", "python"})},
+    }
+    return hashlib.sha256(canonical(doc).encode()).hexdigest()
+
+
+def artifact_digest(artifact: Artifact) -> str:
+    """A digest of an artifact's content (its recorded file hashes)."""
+    return hashlib.sha256(canonical(sorted(artifact.manifest.files.items())).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    kind: str
+    key: str
+    path: Path
+
+    def load(self) -> Artifact | None:
+        """The complete artifact at this entry, or None when absent or damaged."""
+        if not (self.path / MANIFEST_NAME).is_file():
+            return None
+        try:
+            return load_artifact(self.path, verify=True)
+        except ArtifactError:
+            return None
+
+
+class StepCache:
+    """Entries under ``root``; ``force`` makes every lookup a miss."""
+
+    def __init__(self, root: Path | None = None, *, force: bool = False) -> None:
+        self.root = Path(root) if root is not None else default_cache_root() / "steps"
+        self.force = force
+
+    def entry(self, kind: str, key: str) -> CacheEntry:
+        return CacheEntry(kind, key, self.root / kind / key[:16])
+
+    def lookup(self, entry: CacheEntry) -> Artifact | None:
+        if self.force:
+            return None
+        return entry.load()
+
+    @contextlib.contextmanager
+    def write(self, entry: CacheEntry) -> Iterator[Path]:
+        """Stage a new entry; it replaces a damaged or forced one only when complete."""
+        entry.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_staging(entry.path)
+        with staged_dir(entry.path, overwrite=True) as stage:
+            yield stage
+
+    def clear_damaged(self, entry: CacheEntry) -> None:
+        if entry.path.exists() and entry.load() is None:
+            shutil.rmtree(entry.path, ignore_errors=True)
