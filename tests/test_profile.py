@@ -292,7 +292,15 @@ def test_external_data_is_loaded_and_sized(tmp_path: Path):
     assert prof.file_size_bytes == path.stat().st_size + (tmp_path / "net.data").stat().st_size
     assert prof.params == CONV_NET_PARAMS and prof.macs == sum(CONV_NET_MACS.values())
     (tmp_path / "net.data").unlink()
-    with pytest.raises(ArtifactError):
+    with pytest.raises(ArtifactError, match="missing"):
+        profile_onnx(path)
+    escaping = onnx.load(str(path), load_external_data=False)
+    for t in escaping.graph.initializer:
+        for kv in t.external_data:
+            if kv.key == "location":
+                kv.value = "../net.data"
+    onnx.save_model(escaping, str(path))
+    with pytest.raises(ArtifactError, match="outside its directory"):
         profile_onnx(path)
 
 
@@ -322,6 +330,26 @@ def test_bad_inputs_raise_edgekit_errors(tmp_path: Path):
         profile_onnx(_conv_net(), batch=0)
     with pytest.raises(UsageError, match="ModelProto or a path"):
         profile_onnx(42)  # type: ignore[arg-type]
+
+
+def test_profile_and_cli_run_without_torch(tmp_path: Path):
+    """The device path: profiling and `edgekit profile --json` import neither torch nor a runtime."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "net.onnx"
+    onnx.save_model(_conv_net(), str(path))
+    code = (
+        "import json, sys\n"
+        "from click.testing import CliRunner\n"
+        "from edgekit.cli.main import cli\n"
+        f"r = CliRunner().invoke(cli, ['profile', {str(path)!r}, '--json'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "heavy = [m for m in ('torch', 'torchvision', 'timm', 'onnxruntime', 'openvino') if m in sys.modules]\n"
+        "print(json.dumps({'params': json.loads(r.output)['params'], 'heavy': heavy}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"params": CONV_NET_PARAMS, "heavy": []}
 
 
 # --------------------------------------------------------------------------- CLI
@@ -369,6 +397,7 @@ def test_cli_table(tmp_path: Path):
     assert "tiny_convnet" in res.output
     assert f"{CONV_NET_PARAMS:,}" in res.output
     assert f"{sum(CONV_NET_MACS.values()):,}" in res.output
+    assert "x [N, 3, 16, 16] float32" in res.output  # shapes are not eaten as rich markup
 
 
 def test_cli_errors(tmp_path: Path):

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edgekit.cli import ui
@@ -42,17 +43,17 @@ def _count(n: int) -> str:
 
 
 def _shape(spec: Any) -> str:
-    return f"{spec.name} [{', '.join(str(d) for d in spec.shape)}] {spec.dtype}"
+    return escape(f"{spec.name} [{', '.join(str(d) for d in spec.shape)}] {spec.dtype}")
 
 
 def _table(prof: GraphProfile, model_path: Path, name: str | None) -> Table:
-    title = f"edgekit profile: {name or model_path.name}"
+    title = escape(f"edgekit profile: {name or model_path.name}")
     table = Table(title=title, title_justify="left", show_header=False)
     table.add_column("what", style="bold", no_wrap=True)
     table.add_column("value")
-    table.add_row("file", str(model_path))
+    table.add_row("file", escape(str(model_path)))
     if prof.file_size_bytes is not None:
-        table.add_row("size on disk", f"{prof.file_size_bytes / 2**20:.2f} MiB (with external data)")
+        table.add_row("size on disk", f"{prof.file_size_bytes / 2**20:.2f} MiB (model and external data)")
     table.add_row("params", _count(prof.params))
     if prof.params_stored != prof.params:
         table.add_row("values stored", _count(prof.params_stored))
@@ -62,17 +63,18 @@ def _table(prof: GraphProfile, model_path: Path, name: str | None) -> Table:
     if not prof.macs_complete:
         macs += " [yellow](incomplete: some shapes unknown)[/yellow]"
     table.add_row("MACs", macs)
-    table.add_row("MACs by op", ", ".join(f"{k}: {v / 1e6:.1f} M" for k, v in prof.macs_by_op_type.items()) or "-")
+    by_op = ", ".join(f"{k}: {v / 1e6:.1f} M" for k, v in prof.macs_by_op_type.items())
+    table.add_row("MACs by op", escape(by_op) or "-")
     top_ops = list(prof.op_counts.items())
     ops = ", ".join(f"{k} {v}" for k, v in top_ops[:12]) + (", ..." if len(top_ops) > 12 else "")
-    table.add_row("nodes", f"{prof.num_nodes}: {ops}")
+    table.add_row("nodes", escape(f"{prof.num_nodes}: {ops}"))
     table.add_row("opset", ", ".join(f"{k} {v}" for k, v in prof.opsets.items()))
     table.add_row("inputs", "\n".join(_shape(s) for s in prof.inputs))
     table.add_row("outputs", "\n".join(_shape(s) for s in prof.outputs))
     if prof.producer:
-        table.add_row("producer", prof.producer)
+        table.add_row("producer", escape(prof.producer))
     for i, note in enumerate(prof.notes):
-        table.add_row("notes" if i == 0 else "", note)
+        table.add_row("notes" if i == 0 else "", escape(note))
     return table
 
 

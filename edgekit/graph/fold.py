@@ -26,8 +26,11 @@ log = logging.getLogger(__name__)
 #: tensors with more elements than this are not shape computations
 MAX_ELEMENTS = 1024
 _SKIP = frozenset(
-    {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli", "If", "Loop", "Scan"}
-)
+    {
+        "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli",
+        "If", "Loop", "Scan",
+    }
+)  # fmt: skip
 #: the errors the reference implementation raises on an op it cannot run
 _EVAL_ERRORS = (RuntimeError, ValueError, TypeError, IndexError, KeyError, NotImplementedError, AttributeError)
 

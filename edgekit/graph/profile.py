@@ -157,13 +157,15 @@ def load_model(path: str | Path) -> tuple[onnx.ModelProto, int]:
     )
     for loc in locations:
         f = p.parent / loc
+        if Path(loc).is_absolute() or ".." in Path(loc).parts:
+            raise ArtifactError(f"{p} points its external data outside its directory ({loc!r})")
         if not f.is_file():
             raise ArtifactError(f"{p} keeps its weights in {loc}, which is missing", hint="copy it beside the model")
         size += f.stat().st_size
     if locations:
         try:
             load_external_data_for_model(model, str(p.parent))
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, onnx.checker.ValidationError) as e:
             raise ArtifactError(f"cannot read the external data of {p}: {e}") from None
     return model, size
 
