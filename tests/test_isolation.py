@@ -31,6 +31,14 @@ DEVICE_MODULES = [
     "edgekit.graph.profile",
     "edgekit.zoo.registry",
     "edgekit.cli.main",
+    "edgekit.gate",
+    "edgekit.history",
+    "edgekit.cli.gate",
+    "edgekit.cli.history",
+    "edgekit.cli.bench",
+    "edgekit.bench.runner",
+    "edgekit.report.html",
+    "edgekit.pipeline.config",
 ]
 
 
