@@ -31,3 +31,51 @@ def export_artifact(tmp_path_factory: pytest.TempPathFactory):
         return _EXPORTS[key]
 
     return make
+
+
+# -- models fine-tuned on the embedded animals, once per session ---------------------------------
+
+#: the fast default of ``trained_artifact``: from scratch, small input, a few epochs on all 8,000
+#: training images (measured: see tests/test_finetune.py and the finetune report)
+TRAINED_DEFAULTS = {"weights": "none", "img_size": 32, "epochs": 3, "batch_size": 64, "threads": 2, "seed": 0}
+TRAINED_DEFAULT_MODEL = "mobilenetv3_small_100"
+_TRAINED: dict[tuple, Path] = {}
+
+
+class TrainedArtifacts:
+    """``trained_artifact(name, img_size=..., epochs=..., **FinetuneOptions)`` -> artifact dir.
+
+    Each distinct configuration is fine-tuned once per session (real training
+    on the embedded dataset, held-out split untouched). The object is also
+    path-like: ``Path(trained_artifact)`` / ``trained_artifact.path`` is the
+    default model's artifact.
+    """
+
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        self._factory = factory
+
+    def __call__(self, name: str = TRAINED_DEFAULT_MODEL, **kw) -> Path:
+        from edgekit.optimize.finetune import FinetuneOptions, finetune
+
+        opts = {**TRAINED_DEFAULTS, **kw}
+        key = (name, tuple(sorted(opts.items())))
+        if key not in _TRAINED:
+            out = self._factory.mktemp("trained") / name
+            finetune(FinetuneOptions(model=name, output=out, **opts))
+            _TRAINED[key] = out
+        return _TRAINED[key]
+
+    @property
+    def path(self) -> Path:
+        return self()
+
+    def __fspath__(self) -> str:
+        return str(self())
+
+
+@pytest.fixture(scope="session")
+def trained_artifact(tmp_path_factory: pytest.TempPathFactory) -> TrainedArtifacts:
+    """Fine-tune a zoo model on the embedded dataset once per session; see :class:`TrainedArtifacts`."""
+    pytest.importorskip("torch", reason="fine-tuning needs the 'torch' extra")
+    pytest.importorskip("onnxruntime", reason="the fine-tuned artifact's parity check needs 'onnxruntime'")
+    return TrainedArtifacts(tmp_path_factory)

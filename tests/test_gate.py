@@ -467,3 +467,31 @@ def test_json_output_and_markdown_junit_of_a_passing_gate(tmp_path):
     r = CliRunner().invoke(cli, ["gate", str(ok), "--baseline", str(base), "--json"])
     data = json.loads(r.output)
     assert r.exit_code == 0 and data["verdict"] == "pass" and data["rows"][0]["paired"]["n"] == N
+
+
+def test_against_compares_int8_with_the_fp32_baseline_row():
+    lab = LAB
+    fp32 = row(pred=predictions(lab, wrong=200), labels=lab, lat=latency(5.0, 0.02, seed=1), precision="fp32",
+               artifact="mnv3")
+    base = baseline_from_report(report(fp32))
+    # a faithful INT8: 4 images flip (2 lost, 2 gained); a broken one: 150 more images wrong
+    good_pred = predictions(lab, wrong=200).copy()
+    right = np.flatnonzero(good_pred == lab)[:2]
+    wrong = np.flatnonzero(good_pred != lab)[:2]
+    good_pred[right] = (lab[right] + 1) % len(CLASSES)
+    good_pred[wrong] = lab[wrong]
+    good = row(pred=good_pred, labels=lab, lat=latency(2.0, 0.02, seed=3), precision="int8", artifact="mnv3-int8")
+    skipped = row(pred=None, labels=lab, lat=None, precision="fp16", status="skipped", artifact="mnv3-fp16")
+    opts = GateOptions(max_top1_drop_pts=1.0, min_agreement=0.99, max_latency_increase_pct=10, against="fp32")
+    res = run_gate(report(good, skipped), base, options=opts)
+    assert res.passed, [c.message for c in res.failures]
+    acc = check(res, "accuracy", "mobilenetv3/onnxruntime:cpu/int8 vs mobilenetv3/onnxruntime:cpu/fp32")
+    assert acc.details["lost"] == 2 and acc.details["gained"] == 2 and acc.outcome == "pass"
+    assert check(res, "latency.p50").outcome == "improved"
+    assert check(res, "status", "mobilenetv3/onnxruntime:cpu/fp16 vs mobilenetv3/onnxruntime:cpu/fp32").outcome == "info"
+    # without --against the INT8 row has no baseline row of its id: only reported, and the FP32 row is missing
+    plain = run_gate(report(good), base, options=GateOptions(max_top1_drop_pts=1.0))
+    assert not plain.passed and check(plain, "present", "mobilenetv3/onnxruntime:cpu/fp32").outcome == "fail"
+    bad = row(pred=predictions(lab, wrong=350), labels=lab, lat=latency(2.0, 0.02, seed=3), artifact="mnv3-int8")
+    res = run_gate(report(bad), base, options=opts)
+    assert not res.passed and check(res, "accuracy").outcome == "fail"

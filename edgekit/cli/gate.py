@@ -75,6 +75,10 @@ def _step_summary(summary: Path | None) -> Path | None:
 @click.option("--inconclusive", type=click.Choice(["estimate", "pass", "fail"]), default="estimate",
               show_default=True, help="What an accuracy verdict the eval set is too small to resolve counts as "
                                       "(always warned): estimate judges the observed drop against the budget.")
+@click.option("--against", default=None, metavar="PRECISION",
+              help="Compare every results row with the baseline row of the same model at PRECISION (e.g. fp32: "
+                   "an INT8 candidate against the FP32 baseline; same runtime:device when the baseline has it) "
+                   "instead of the row with the same id.")
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path), default=None,
               help="Write JUnit XML here (one testcase per check).")
 @click.option("--summary", "summary_path", type=click.Path(path_type=Path), default=None,
@@ -84,8 +88,8 @@ def _step_summary(summary: Path | None) -> Path | None:
 @click.option("--json", "as_json", is_flag=True, help="Print the gate result as JSON.")
 def gate_cmd(results: Path, baseline_path: Path, max_top1_drop: str | None, max_rel_drop: str | None,
              min_agreement: str | None, max_latency_increase: str | None, metric: str, noise_k: float,
-             inconclusive: str, junit_path: Path | None, summary_path: Path | None, update_baseline: bool,
-             as_json: bool) -> None:
+             inconclusive: str, against: str | None, junit_path: Path | None, summary_path: Path | None,
+             update_baseline: bool, as_json: bool) -> None:
     """Compare bench RESULTS with a BASELINE: paired accuracy, agreement, latency against noise.
 
     Exit status: 0 pass, 1 regression, 2 bad or incompatible input.
@@ -97,7 +101,9 @@ def gate_cmd(results: Path, baseline_path: Path, max_top1_drop: str | None, max_
         max_rel_drop_pct=_percent(max_rel_drop, "--max-rel-drop"),
         min_agreement=_percent(min_agreement, "--min-agreement", fraction=True),
         max_latency_increase_pct=_percent(max_latency_increase, "--max-latency-increase"),
-        latency_metric=metric, noise_k=noise_k, inconclusive=inconclusive).validate()
+        latency_metric=metric, noise_k=noise_k, inconclusive=inconclusive, against=against).validate()
+    if update_baseline and against is not None:
+        raise UsageError("--against compares with a baseline; it does not apply to --update-baseline")
     if update_baseline:
         _update(results, baseline_path, as_json)
         return

@@ -21,10 +21,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "models": ("edgekit.cli.models", "models_cmd", "List the model zoo."),
     "export": ("edgekit.cli.export", "export_cmd", "Export a model to ONNX and prove parity."),
     "finetune": ("edgekit.cli.finetune", "finetune_cmd", "Fine-tune a zoo model on your classes; write checkpoint + ONNX."),
+    "prune": ("edgekit.cli.prune", "prune_cmd", "Structured channel pruning, recovery, measured before/after."),
+    "quantize": ("edgekit.cli.quantize", "quantize_cmd", "INT8 (or FP16) from an FP32 artifact, measured against it."),
     "build": ("edgekit.cli.build", "build_cmd", "Build an OpenVINO IR or TensorRT engine for a target."),
     "bench": ("edgekit.cli.bench", "bench_cmd", "Latency, throughput, memory and accuracy on a target."),
     "profile": ("edgekit.cli.profile", "profile_cmd", "Parameters and MACs of an ONNX artifact."),
+    "report": ("edgekit.cli.report", "report_cmd", "Tables, Markdown, CSV and an HTML page from bench results."),
     "targets": ("edgekit.cli.targets", "targets_cmd", "List or show target profiles."),
+    "gate": ("edgekit.cli.gate", "gate_cmd", "Fail CI when accuracy or latency regressed against a baseline."),
+    "history": ("edgekit.cli.history", "history_cmd", "Trends of a metric over recorded bench runs."),
+    "run": ("edgekit.cli.run", "run_cmd", "Run a pipeline (default: the embedded one) end to end."),
 }
 
 

@@ -84,6 +84,9 @@ class GateOptions:
     noise_k: float = DEFAULT_NOISE_K
     inconclusive: str = "estimate"  # "estimate" (judge the observed drop), "pass" or "fail"
     level: float = 0.95
+    #: compare every results row with the baseline row of the same model at this precision (e.g. "fp32":
+    #: INT8 against the FP32 baseline) instead of the row with the same id
+    against: str | None = None
 
     def validate(self) -> GateOptions:
         if self.max_top1_drop_pts is not None and self.max_rel_drop_pct is not None:
@@ -103,6 +106,8 @@ class GateOptions:
                              f"got {self.inconclusive!r}")
         if not 0 < self.level < 1:
             raise UsageError(f"confidence level must be in (0, 1), got {self.level}")
+        if self.against is not None and (not isinstance(self.against, str) or not self.against.strip()):
+            raise UsageError(f"--against takes a precision such as fp32, got {self.against!r}")
         return self
 
     @property

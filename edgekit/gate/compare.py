@@ -174,8 +174,9 @@ def run_gate(report: BenchReport, baseline: Baseline, *, options: GateOptions | 
             f"the baseline is for {', '.join(baseline.models) or 'no model'}; the results are for "
             f"{', '.join(dict.fromkeys(r.model for r in report.results)) or 'no model'}: a baseline for a different "
             "model", hint="gate against this model's baseline, or make one with --update-baseline")
-    problems = [p for b in baseline.rows if b.id in current
-                if (p := _incompatibility(b.id, b, current[b.id], report)) is not None]
+    pairs = (_reference_pairs(baseline, current, opts.against) if opts.against is not None
+             else [(b, b.id, current[b.id]) for b in baseline.rows if b.id in current])
+    problems = [p for b, rid, cur in pairs if (p := _incompatibility(rid, b, cur, report)) is not None]
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise IncompatibleBaseline(problems[0] + more,
@@ -184,6 +185,13 @@ def run_gate(report: BenchReport, baseline: Baseline, *, options: GateOptions | 
     hw = _env_difference(baseline, report)
     warnings: list[str] = [f"latency not compared: {hw}"] if hw else []
     rows: list[RowComparison] = []
+    if opts.against is not None:
+        rows = _against(baseline, current, opts, hw, warnings)
+        return GateResult(rows=tuple(rows), options=opts, warnings=tuple(dict.fromkeys(warnings)),
+                          results_origin=results_origin, baseline_origin=baseline_origin,
+                          context={"target": report.target_name, "results_created": report.created,
+                                   "baseline_created": baseline.created, "baseline_source": dict(baseline.source),
+                                   "against": opts.against})
     for b in baseline.rows:
         cur = current.get(b.id)
         if cur is None:
@@ -206,20 +214,60 @@ def run_gate(report: BenchReport, baseline: Baseline, *, options: GateOptions | 
                                "baseline_created": baseline.created, "baseline_source": dict(baseline.source)})
 
 
+def reference_row(baseline: Baseline, cur: BenchResult, precision: str) -> BaselineRow | None:
+    """The baseline row ``cur`` is compared with under ``--against precision``: same model and precision,
+    the same runtime:device when the baseline has it (else the first such row that ran)."""
+    rows = [b for b in baseline.rows if b.model == cur.model and b.precision == precision]
+    same = [b for b in rows if b.runtime == cur.runtime and b.device == cur.device]
+    ran = [b for b in rows if b.status == "ok"]
+    return (same or ran or rows or [None])[0]
+
+
+def _reference_pairs(baseline: Baseline, current: dict[str, BenchResult],
+                     precision: str) -> list[tuple[BaselineRow, str, BenchResult]]:
+    out = []
+    for rid, cur in current.items():
+        b = reference_row(baseline, cur, precision)
+        if b is not None:
+            out.append((b, f"{rid} vs {b.id}", cur))
+    return out
+
+
+def _against(baseline: Baseline, current: dict[str, BenchResult], opts: GateOptions, hw: str | None,
+             warnings: list[str]) -> list[RowComparison]:
+    """Every results row against the baseline's ``opts.against`` row of its model (missing rows are not failures)."""
+    precision = str(opts.against)
+    rows = []
+    for rid, cur in current.items():
+        b = reference_row(baseline, cur, precision)
+        if b is None:
+            rows.append(RowComparison(row=rid, state="new", checks=(Check(
+                row=rid, name="present", outcome="info", passed=True,
+                message=f"the baseline has no {precision} row of {cur.model}: not gated"),)))
+            continue
+        rows.append(_compare_row(b, cur, opts, hw, warnings, label=f"{rid} vs {b.id}"))
+    return rows
+
+
 def _compare_row(b: BaselineRow, cur: BenchResult, opts: GateOptions, hw: str | None,
-                 warnings: list[str]) -> RowComparison:
-    rid = b.id
+                 warnings: list[str], *, label: str | None = None) -> RowComparison:
+    rid = label or b.id
     if b.status != "ok":
         verb = "runs now" if cur.ok else f"is {cur.status}"
         return RowComparison(row=rid, state="compared", checks=(Check(
             row=rid, name="status", outcome="info", passed=True,
             message=f"{rid} was {b.status} in the baseline ({b.reason or 'no reason given'}) and {verb}"),))
+    if not cur.ok and opts.against is not None and cur.status != "error":
+        return RowComparison(row=rid, state="compared", checks=(Check(
+            row=rid, name="status", outcome="info", passed=True,
+            message=f"{rid}: the results row is {cur.status} ({cur.reason or 'no reason given'}): nothing to compare"),))
     if not cur.ok:
         return RowComparison(row=rid, state="compared", checks=(Check(
             row=rid, name="status", outcome="fail", passed=False,
             message=f"{rid} ran in the baseline but is {cur.status} now: {cur.reason or 'no reason given'}"),))
     checks = [Check(row=rid, name="status", outcome="pass", passed=True, message=f"{rid} runs")]
-    if b.executed_precision and cur.executed_precision and b.executed_precision != cur.executed_precision:
+    if b.executed_precision and cur.executed_precision and b.executed_precision != cur.executed_precision \
+            and opts.against is None:
         warnings.append(f"{rid}: the runtime executed {cur.executed_precision} now, {b.executed_precision} in the "
                         "baseline")
     paired, changes = None, ()

@@ -39,14 +39,18 @@ def canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def step_key(kind: str, *, inputs: dict[str, str], recipe: dict[str, Any], tools: tuple[str, ...]) -> str:
-    """The cache key of a step: kind, input hashes, recipe and tool versions."""
-    versions = tool_versions()
+def step_key(kind: str, *, inputs: dict[str, Any], recipe: dict[str, Any], tools: tuple[str, ...],
+             source: str | None = None) -> str:
+    """The cache key of a step: kind, input hashes, recipe, tool versions and (``source``) a digest of the
+    edgekit code that makes the step, so an edited quantizer never reuses an old artifact."""
+    names = tuple(sorted(set(tools) | {"edgekit", "python"}))
+    versions = tool_versions(names)
     doc = {
         "kind": kind,
         "inputs": inputs,
         "recipe": recipe,
-        "tools": {t: versions.get(t) for t in sorted(set(tools) | {"edgekit", "python"})},
+        "tools": {t: versions.get(t) for t in names},
+        "source": source,
     }
     return hashlib.sha256(canonical(doc).encode()).hexdigest()
 
@@ -98,3 +102,28 @@ class StepCache:
     def clear_damaged(self, entry: CacheEntry) -> None:
         if entry.path.exists() and entry.load() is None:
             shutil.rmtree(entry.path, ignore_errors=True)
+
+    def sweep(self) -> list[Path]:
+        """Remove what killed runs left: staging directories whose process is gone, and swap leftovers.
+
+        A staging directory of a live process (a concurrent run) is kept.
+        """
+        removed: list[Path] = []
+        if not self.root.is_dir():
+            return removed
+        for kind_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            for d in sorted(kind_dir.glob(".*.staging-*")):
+                name = d.name[1:].split(".staging-", 1)[0]
+                removed.extend(remove_stale_staging(kind_dir / name))
+            for d in sorted(kind_dir.glob(".*.old-*")):
+                if d.is_dir():
+                    shutil.rmtree(d, ignore_errors=True)
+                    removed.append(d)
+        return removed
+
+    def entries(self) -> list[CacheEntry]:
+        """Every entry directory in the cache (complete or not)."""
+        if not self.root.is_dir():
+            return []
+        return [CacheEntry(k.name, e.name, e) for k in sorted(self.root.iterdir()) if k.is_dir()
+                for e in sorted(k.iterdir()) if e.is_dir() and not e.name.startswith(".")]

@@ -1,0 +1,92 @@
+"""``edgekit bench --model NAME``: export a zoo model once into a cache, then benchmark the artifact.
+
+Host only: exporting needs the ``torch`` extra, imported through
+:mod:`edgekit.export` inside :func:`cached_export` and nowhere else in
+:mod:`edgekit.bench` (a device benchmarks artifact paths and never gets here).
+
+The cache directory is ``cache_dir``, else ``$EDGEKIT_CACHE``, else
+``$EDGEKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/edgekit`` (``~/.cache/edgekit``);
+artifacts live in ``<cache>/artifacts/<model>-<key>``, where ``key`` hashes
+everything the export depends on: the model, the weights (a checkpoint by
+its sha256), the image size, the export settings, and the edgekit, torch,
+timm, torchvision and onnx versions. A cached artifact is reused only after
+:func:`~edgekit.core.manifest.load_artifact` verified every file's sha256.
+Benchmark exports have a dynamic batch axis, so ONNX Runtime can sweep batch
+sizes; OpenVINO still compiles a static shape per batch size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from edgekit.core.atomic import sha256_file
+from edgekit.core.errors import ArtifactError, MissingDependencyError, WeightsError
+from edgekit.core.manifest import MANIFEST_NAME, load_artifact
+from edgekit.core.versions import package_version
+
+log = logging.getLogger(__name__)
+
+EXPORT_OPSET = 17
+
+
+def cache_root() -> Path:
+    for var in ("EDGEKIT_CACHE", "EDGEKIT_CACHE_DIR"):
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "edgekit"
+
+
+def export_key(model: str, *, weights: str, img_size: int | None) -> dict[str, object]:
+    """What a cached benchmark export depends on."""
+    w = weights.strip()
+    weights_id: str = w.lower() if w.lower() in ("imagenet", "none") else ""
+    if not weights_id:
+        p = Path(w).expanduser()
+        if not p.is_file():
+            raise WeightsError(f"weights file {p} does not exist",
+                               hint="give a checkpoint path, 'imagenet' or 'none'")
+        weights_id = f"sha256:{sha256_file(p)}"
+    return {"model": model, "weights": weights_id, "img_size": img_size, "dynamic_batch": True,
+            "opset": EXPORT_OPSET, **{k: package_version(k) for k in ("edgekit", "torch", "torchvision", "timm", "onnx")}}
+
+
+def cached_export(model: str, *, weights: str = "imagenet", img_size: int | None = None,
+                  cache_dir: str | os.PathLike[str] | None = None,
+                  progress: Callable[[str], None] | None = None) -> Path:
+    """The artifact directory of ``model`` exported with ``weights``: from the cache, or exported now."""
+    from edgekit.zoo.registry import get_model  # torch-free metadata
+
+    say = progress or (lambda msg: log.info("%s", msg))
+    entry = get_model(model)
+    key = export_key(entry.name, weights=weights, img_size=img_size)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    root = Path(cache_dir).expanduser() if cache_dir is not None else cache_root()
+    out = root / "artifacts" / f"{entry.name}-{digest}"
+    if (out / MANIFEST_NAME).is_file():
+        try:
+            load_artifact(out)
+            say(f"using the cached export {out}")
+            return out
+        except ArtifactError as e:
+            log.warning("cached export %s is damaged (%s); exporting again", out, e.one_line())
+    try:
+        from edgekit.export import ExportOptions, export_model
+
+        say(f"exporting {entry.name} (weights {weights}) into {out}")
+        export_model(ExportOptions(model=entry.name, output=out, weights=weights, img_size=img_size,
+                                   dynamic_batch=True, opset=EXPORT_OPSET, overwrite=True), progress=say)
+    except MissingDependencyError as e:
+        raise MissingDependencyError(e.module, e.extra,
+                                     purpose="--model exports the model first, on the host; on a device "
+                                             "benchmark an exported artifact directory instead") from None
+    except WeightsError as e:
+        raise WeightsError(f"cannot load {weights} weights for {entry.name}: {e.message}",
+                           hint="pass --weights PATH (a checkpoint) or --weights none, or benchmark an exported "
+                                "artifact directory instead of --model") from None
+    return out

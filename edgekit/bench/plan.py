@@ -1,0 +1,187 @@
+"""Which artifact x runtime x precision cells ``edgekit bench`` runs, and why the others do not.
+
+Rules (the target profile lists runtimes in preference order, each with the
+precisions it accepts on its device):
+
+* A runtime the user named with ``--runtime`` must be installed
+  (:class:`~edgekit.core.errors.MissingDependencyError` naming the extra); a
+  runtime only the profile lists and that is not installed becomes one
+  ``skipped`` row per artifact, with the ``pip install`` line as the reason.
+* What an artifact allows: ONNX Runtime runs an ONNX graph in the types it
+  declares, so an fp32 ONNX gives fp32 and a Q/DQ ONNX gives int8. OpenVINO
+  additionally runs an fp32 ONNX at the bf16 or f16 inference precision (it
+  converts the graph when it compiles). An OpenVINO IR or a TensorRT engine
+  runs at the precision it was built for. A runtime that cannot read the
+  artifact's format gives a ``skipped`` row naming the way forward.
+* A precision the artifact allows but the profile does not list for that
+  runtime is a ``skipped`` row; one the profile lists but the artifact cannot
+  give is left out, unless ``--precision`` asked for it and no other
+  artifact of the run gives it there (then it is a ``skipped`` row that says
+  which artifact would give it).
+
+Whether the device really runs a precision is found out by running it: the
+OpenVINO runner refuses a precision the CPU would silently replace, and that
+cell is recorded as ``unsupported`` (see :mod:`edgekit.bench.runner`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from edgekit.core.errors import MissingDependencyError, UsageError
+from edgekit.core.lazy import EXTRA_OF, available
+from edgekit.core.manifest import Manifest
+from edgekit.core.target_schema import PRECISIONS, RuntimeSpec, TargetProfile
+from edgekit.runtime.registry import resolve_runtime
+
+#: manifest ``format`` -> the runtimes that read it
+RUNTIME_FORMATS: dict[str, tuple[str, ...]] = {
+    "onnx": ("onnxruntime", "openvino"),
+    "openvino-ir": ("openvino",),
+    "tensorrt-engine": ("tensorrt",),
+}
+_FORMAT_ALIASES = {"ir": "openvino-ir", "openvino": "openvino-ir", "engine": "tensorrt-engine",
+                   "tensorrt": "tensorrt-engine"}
+#: edgekit precision -> OpenVINO INFERENCE_PRECISION_HINT (int8 layers run in int8 whatever the hint)
+OV_HINT = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
+
+
+def artifact_format(manifest: Manifest) -> str:
+    fmt = str(manifest.format).strip().lower()
+    return _FORMAT_ALIASES.get(fmt, fmt)
+
+
+def allowed_precisions(runtime: str, fmt: str, artifact_precision: str) -> tuple[str, ...]:
+    """The precisions ``runtime`` can execute from an artifact of ``fmt`` built at ``artifact_precision``."""
+    if runtime not in RUNTIME_FORMATS.get(fmt, ()):
+        return ()
+    if runtime == "openvino" and fmt == "onnx" and artifact_precision == "fp32":
+        return ("fp32", "bf16", "fp16")
+    return (artifact_precision,)
+
+
+def _format_reason(runtime: str, fmt: str) -> str:
+    if runtime == "tensorrt" and fmt == "onnx":
+        return ("TensorRT runs engines built on the device: build one from this ONNX artifact on the target "
+                "('edgekit build --runtime tensorrt') and benchmark that")
+    readers = ", ".join(r for r, fmts in _readers().items() if fmt in fmts) or "no installed runtime"
+    return f"{runtime} cannot read a {fmt} artifact (read by: {readers})"
+
+
+def _readers() -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    for fmt, rts in RUNTIME_FORMATS.items():
+        for r in rts:
+            out.setdefault(r, []).append(fmt)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One planned row. ``reason`` is set (and nothing runs) for a skipped row."""
+
+    artifact: int  # index into the artifact list
+    spec: RuntimeSpec
+    precision: str
+    reason: str | None = None
+    artifact_cannot: bool = False  # skipped only because this artifact cannot give the asked precision
+
+    @property
+    def runs(self) -> bool:
+        return self.reason is None
+
+
+def _matches(spec: RuntimeSpec, wanted: str) -> bool:
+    name, _, device = wanted.partition(":")
+    entry = resolve_runtime(name)
+    return spec.runtime == entry.name and (not device or spec.device.lower() == device.lower())
+
+
+def select_runtimes(target: TargetProfile, wanted: Sequence[str] | None) -> list[tuple[RuntimeSpec, str | None]]:
+    """The target's runtimes to use, in preference order, each with a skip reason (None: use it).
+
+    ``wanted`` filters by runtime name or alias (``ort``, ``ov``, ``trt``), or ``runtime:device``.
+    """
+    specs = list(target.runtimes)
+    explicit: set[str] = set()
+    if wanted:
+        chosen: list[RuntimeSpec] = []
+        for w in wanted:
+            hits = [s for s in specs if _matches(s, w)]
+            if not hits:
+                have = ", ".join(s.key for s in specs)
+                raise UsageError(f"target {target.name} has no runtime {w!r}", hint=f"it has {have}")
+            for s in hits:
+                if s not in chosen:
+                    chosen.append(s)
+            explicit.update(s.runtime for s in hits)
+        specs = [s for s in target.runtimes if s in chosen]  # keep the profile's preference order
+    out: list[tuple[RuntimeSpec, str | None]] = []
+    for s in specs:
+        requires = resolve_runtime(s.runtime).requires
+        if available(requires):
+            out.append((s, None))
+        elif s.runtime in explicit:
+            raise MissingDependencyError(requires, EXTRA_OF.get(requires, s.runtime),
+                                         purpose=f"--runtime {s.runtime}")
+        else:
+            extra = EXTRA_OF.get(requires, s.runtime)
+            out.append((s, f"{s.runtime} is not installed (pip install 'edgekit[{extra}]')"))
+    if not any(reason is None for _, reason in out):
+        extras = sorted({EXTRA_OF.get(resolve_runtime(s.runtime).requires, s.runtime) for s, _ in out})
+        raise MissingDependencyError(
+            "/".join(sorted({resolve_runtime(s.runtime).requires for s, _ in out})),
+            ",".join(extras), purpose=f"none of target {target.name}'s runtimes is installed")
+    return out
+
+
+def check_precisions(precisions: Sequence[str] | None) -> tuple[str, ...] | None:
+    if not precisions:
+        return None
+    out = []
+    for p in precisions:
+        q = str(p).strip().lower()
+        q = {"f32": "fp32", "f16": "fp16", "float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(q, q)
+        if q not in PRECISIONS:
+            raise UsageError(f"unknown precision {p!r}", hint=f"choose from {', '.join(PRECISIONS)}")
+        if q not in out:
+            out.append(q)
+    return tuple(out)
+
+
+def plan_cells(manifests: Sequence[Manifest], target: TargetProfile, *, runtimes: Sequence[str] | None = None,
+               precisions: Sequence[str] | None = None) -> list[Cell]:
+    """Every row of the report, in artifact, then runtime preference, then precision order."""
+    asked = check_precisions(precisions)
+    selected = select_runtimes(target, runtimes)
+    cells: list[Cell] = []
+    for i, m in enumerate(manifests):
+        fmt, art_prec = artifact_format(m), str(m.precision)
+        for spec, missing in selected:
+            allowed = allowed_precisions(spec.runtime, fmt, art_prec)
+            if missing is not None:
+                cells.extend(Cell(i, spec, p, missing) for p in (allowed or (art_prec,))
+                             if spec.supports(p) and (asked is None or p in asked))
+                continue
+            if not allowed:
+                if asked is None or art_prec in asked:
+                    cells.append(Cell(i, spec, art_prec, _format_reason(spec.runtime, fmt)))
+                continue
+            order = list(dict.fromkeys([*spec.precisions, *allowed]))
+            for p in order:
+                if asked is not None and p not in asked:
+                    continue
+                if p in allowed and spec.supports(p):
+                    cells.append(Cell(i, spec, p))
+                elif p in allowed:
+                    cells.append(Cell(i, spec, p, f"target {target.name} does not list {p} for {spec.key} "
+                                                 f"(it lists {', '.join(spec.precisions)})"))
+                elif asked is not None:
+                    how = ("a quantized (Q/DQ) artifact: 'edgekit quantize'" if p == "int8"
+                           else f"an {p} artifact" if spec.runtime != "openvino" else "an fp32 ONNX artifact")
+                    cells.append(Cell(i, spec, p, f"this {art_prec} {fmt} artifact cannot run {p} on "
+                                                 f"{spec.runtime}; {p} needs {how}", artifact_cannot=True))
+    # an asked precision another artifact gives on that runtime needs no "this one cannot" row
+    given = {(c.spec.key, c.precision) for c in cells if c.runs}
+    return [c for c in cells if not (c.artifact_cannot and (c.spec.key, c.precision) in given)]

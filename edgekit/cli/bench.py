@@ -1,0 +1,145 @@
+"""``edgekit bench``: latency, throughput, memory and accuracy of artifacts on a target (torch-free
+for artifact paths; ``--model`` exports first and needs the torch extra)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edgekit.cli import ui
+from edgekit.core.errors import CheckFailed, OutputError, UsageError
+
+
+def _split(values: tuple[str, ...], what: str) -> tuple[str, ...] | None:
+    out = [v.strip() for raw in values for v in raw.split(",") if v.strip()]
+    if values and not out:
+        raise UsageError(f"{what} is empty")
+    return tuple(out) or None
+
+
+def _ints(values: tuple[str, ...], what: str) -> tuple[int, ...] | None:
+    items = _split(values, what)
+    if items is None:
+        return None
+    try:
+        return tuple(int(v) for v in items)
+    except ValueError:
+        raise UsageError(f"{what} takes comma-separated positive integers, got {','.join(items)!r}",
+                         hint="e.g. --batch 1,8,32") from None
+
+
+def _check_output_file(path: Path | None, flag: str) -> None:
+    """Refuse an output path that cannot be written, before a long run."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise OutputError(f"{flag} {path} is a directory", hint="give a file name")
+    probe = path.resolve().parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise OutputError(f"cannot write {flag} {path} ({probe} is not writable)", hint=f"choose another {flag}")
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    """A rich progress bar on stderr, or a no-op callback when not a TTY / --quiet / --json."""
+    if not enabled or ui.quiet() or not ui.stderr.is_terminal:
+        yield lambda what, frac: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]bench[/]"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), TextColumn("{task.description}"), console=ui.stderr, transient=True) as bar:
+        task = bar.add_task("starting", total=1.0)
+
+        def update(what: str, frac: float) -> None:
+            bar.update(task, completed=frac, description=what)
+
+        yield update
+
+
+@click.command("bench")
+@click.argument("artifacts", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--target", "-t", required=True, help="Built-in target name, 'jetson', or a .toml profile path.")
+@click.option("--model", "-m", default=None, help="Export this zoo model first (host only; needs the torch extra).")
+@click.option("--weights", default="imagenet", show_default=True, help="Weights for --model: imagenet, none or a PATH.")
+@click.option("--img-size", type=int, default=None, help="Input size for --model (default: the model's).")
+@click.option("--runtime", "runtimes", multiple=True, help="Runtimes to use (comma-separated; ort, ov, trt, or runtime:device). Default: the target's installed ones.")
+@click.option("--precision", "precisions", multiple=True, help="Precisions to run (comma-separated: fp32,fp16,bf16,int8).")
+@click.option("--batch", "batches", multiple=True, help="Throughput batch sizes (comma-separated). Default: the target's.")
+@click.option("--data", default=None, help="ImageFolder DIR, .npz, or 'embedded'. Default: the embedded held-out set (accuracy only if the model's labels match).")
+@click.option("--no-accuracy", is_flag=True, help="Measure speed and memory only.")
+@click.option("--eval-size", type=int, default=None, help="Evaluate on a stratified N images (default: all).")
+@click.option("--tier", type=click.Choice(["ci", "dev", "publish"]), default="ci", show_default=True, help="Stopping-rule tier: ci 10 s, dev 60 s, publish 600 s per window, >= 100 iterations.")
+@click.option("--min-duration", type=float, default=None, help="Seconds per measured window (overrides the tier).")
+@click.option("--min-iterations", type=int, default=None, help="Iterations per window (overrides the tier).")
+@click.option("--max-duration", type=float, default=None, help="Cap per window; a window cut short is flagged.")
+@click.option("--warmup", type=float, default=None, help="Warm-up seconds before each window (default: the target's).")
+@click.option("--threads", type=int, default=None, help="CPU threads (default: the target's, else the physical cores).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample order and the eval subset.")
+@click.option("--budget", type=float, default=None, help="Accuracy budget in top-1 points vs FP32 (default: 1 %% of the FP32 top-1).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Write the results JSON here (atomically).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results JSON to stdout instead of the table.")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="Also write a CSV (one row per result).")
+@click.option("--md", "md_path", type=click.Path(path_type=Path), default=None, help="Also write a Markdown table.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def bench_cmd(artifacts: tuple[Path, ...], target: str, model: str | None, weights: str, img_size: int | None,
+              runtimes: tuple[str, ...], precisions: tuple[str, ...], batches: tuple[str, ...], data: str | None,
+              no_accuracy: bool, eval_size: int | None, tier: str, min_duration: float | None,
+              min_iterations: int | None, max_duration: float | None, warmup: float | None, threads: int | None,
+              seed: int, budget: float | None, output: Path | None, as_json: bool, csv_path: Path | None,
+              md_path: Path | None, quiet: bool) -> None:
+    """Benchmark ARTIFACTS (or --model) on a target: latency, throughput, memory, accuracy.
+
+    Every runtime of the target that is installed runs every precision the
+    target lists and the artifact allows; rows it cannot run say why. Exit
+    status: 0 measured, 1 a measurement failed, 2 bad usage or input.
+    """
+    from edgekit.bench.results import write_report
+    from edgekit.bench.runner import BenchOptions, run_bench
+    from edgekit.report import bench_notes, bench_table, write_csv, write_markdown
+
+    for path, flag in ((output, "-o"), (csv_path, "--csv"), (md_path, "--md")):
+        _check_output_file(path, flag)
+    opts = BenchOptions(
+        target=target, artifacts=tuple(artifacts), model=model, weights=weights, img_size=img_size,
+        runtimes=_split(runtimes, "--runtime"), precisions=_split(precisions, "--precision"),
+        batch_sizes=_ints(batches, "--batch"), data=data, accuracy=not no_accuracy, eval_size=eval_size, tier=tier,
+        min_duration_s=min_duration, min_iterations=min_iterations, max_duration_s=max_duration, warmup_s=warmup,
+        threads=threads, seed=seed, accuracy_budget_pts=budget, command=tuple(sys.argv),
+    )
+    with _progress(enabled=not (quiet or as_json)) as progress:
+        report = run_bench(opts, progress=progress)
+    if output is not None:
+        write_report(report, output)
+    if csv_path is not None:
+        write_csv(report, csv_path)
+    if md_path is not None:
+        write_markdown(report, md_path)
+    if as_json:
+        click.echo(report.to_json_text(), nl=False)
+    else:
+        console = ui.stdout if ui.stdout.is_terminal else _wide_console()
+        console.print(bench_table(report))
+        for note in bench_notes(report):
+            console.print(note, markup=False, highlight=False)
+        for path in (output, csv_path, md_path):
+            if path is not None:
+                console.print(f"wrote {path}", markup=False, highlight=False)
+    failed = report.failed
+    if failed:
+        raise CheckFailed(f"{len(failed)} of {len(report.results)} benchmark rows failed: "
+                          + "; ".join(f"{r.key}: {r.reason}" for r in failed[:3]))
+
+
+def _wide_console() -> Any:
+    from rich.console import Console
+
+    return Console(width=220, soft_wrap=True)

@@ -1,0 +1,180 @@
+"""``edgekit run``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edgekit.cli import ui
+from edgekit.pipeline.run import RunProgress
+
+
+class RichRunProgress(RunProgress):
+    """On a terminal: an overall bar over the steps, a bar for the current epoch or benchmark, a log line per event."""
+
+    def __init__(self, title: str, total_steps: int) -> None:
+        super().__init__()
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=ui.stderr)
+        self._overall = self._progress.add_task(title, total=total_steps + 1, info="")
+        self._sub: Any = None
+        self._label = ""
+
+    def __enter__(self) -> RichRunProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def _new_sub(self, description: str, total: float) -> None:
+        if self._sub is not None:
+            self._progress.remove_task(self._sub)
+        self._sub = self._progress.add_task(description, total=total, info="")
+
+    def message(self, text: str) -> None:
+        self._progress.console.log(f"{self._label}: {text}" if self._label else text, markup=False, highlight=False)
+
+    def step_start(self, index: int, total: int, step: Any, action: str) -> None:
+        self._label = f"{step.kind} {step.label}"
+        self._progress.update(self._overall, info=f"[{index}/{total}] {self._label}")
+        self._progress.console.log(f"[{index}/{total}] {self._label}: {action}", markup=False, highlight=False)
+
+    def step_end(self, outcome: Any) -> None:
+        self._progress.advance(self._overall)
+        if self._sub is not None:
+            self._progress.remove_task(self._sub)
+            self._sub = None
+        self._label = ""
+
+    def epoch_start(self, epoch: int, epochs: int, steps: int) -> None:
+        super().epoch_start(epoch, epochs, steps)
+        self._new_sub(f"  epoch {epoch}/{epochs}", steps)
+
+    def step(self, loss: float) -> None:
+        self._progress.update(self._sub, advance=1, info=f"loss {loss:.3f}")
+
+    def epoch_end(self, record: Any) -> None:
+        self._progress.update(self._sub, info=f"held-out top-1 {record.heldout_top1:.2%}")
+        self.message(f"epoch {record.epoch}/{self._epochs}: loss {record.train_loss:.4f}, "
+                     f"held-out top-1 {record.heldout_top1:.2%} ({record.seconds:.1f} s)")
+
+    def bench(self, what: str, fraction: float) -> None:
+        if self._sub is None:
+            self._label = "bench"
+            self._progress.update(self._overall, info="bench")
+            self._new_sub("  bench", 1.0)
+        self._progress.update(self._sub, completed=fraction, info=what)
+
+
+@click.command("run")
+@click.argument("pipeline_file", required=False, type=click.Path(path_type=Path))
+@click.option("--target", default=None, help="Target profile (overrides the pipeline's).")
+@click.option("--force", is_flag=True, help="Redo every step instead of using the cache.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (steps, cache hits, what would run) and exit.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("edgekit-run"), show_default=True,
+              help="Where results.json, report.md, report.html and run.json go.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="Step cache (default $EDGEKIT_CACHE/steps or ~/.cache/edgekit/steps).")
+@click.option("--threads", type=int, default=None,
+              help="Threads for training, export checks and runtimes (part of the training steps' cache key).")
+@click.option("--no-history", is_flag=True, help="Do not append the results to the history database.")
+@click.option("--history-db", type=click.Path(path_type=Path), default=None, help="History database path.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan or the outcome as JSON.")
+def run_cmd(pipeline_file: Path | None, target: str | None, force: bool, dry_run: bool, output: Path,
+            cache_dir: Path | None, threads: int | None, no_history: bool, history_db: Path | None,
+            as_json: bool) -> None:
+    """Run a pipeline: models x recipes -> artifacts -> bench -> reports.
+
+    With no PIPELINE_FILE, runs the embedded default: a MobileNetV3-small
+    trained on the embedded animals dataset, exported with parity, FP16 and
+    INT8 variants, benched on this CPU with every runtime installed. Steps are
+    cached by content: a rerun skips what is done; an interrupted run resumes.
+
+    Exit status: 0 done (and the pipeline's [gate] passed), 1 a [gate] check
+    or a step failed, 2 bad input (pipeline file, options).
+    """
+    from edgekit.core.errors import CheckFailed, UsageError
+    from edgekit.pipeline.config import load_pipeline
+    from edgekit.pipeline.run import run_pipeline
+
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {threads}")
+    pipeline = load_pipeline(pipeline_file)
+    if dry_run:
+        _dry_run(pipeline, target, force, cache_dir, threads, as_json)
+        return
+    show = not as_json and not ui.quiet() and ui.stderr.is_terminal
+    n_steps = len(pipeline.models) * (1 + sum(1 for r in pipeline.recipes if r.kind))
+    kw = dict(output=output, target=target, force=force, cache_root=cache_dir, threads=threads,
+              history=not no_history, history_db=history_db)
+    if show:
+        with RichRunProgress(f"edgekit run {pipeline.name}", n_steps) as bar:
+            result = run_pipeline(pipeline, progress=bar, **kw)  # type: ignore[arg-type]
+    else:
+        result = run_pipeline(pipeline, progress=RunProgress(lambda _m: None), **kw)  # type: ignore[arg-type]
+    if as_json:
+        ui.print_json({"steps": [o.to_json() for o in result.outcomes], "reports": result.report_paths,
+                       "history_run_id": result.history_run_id, "gate_passed": result.passed,
+                       "checks": [c.to_json() for c in result.checks], "seconds": result.seconds})
+    else:
+        _print_result(result)
+    if not result.passed:
+        fails = result.failures
+        raise CheckFailed(f"the pipeline's [gate] failed: {len(fails)} check(s): "
+                          + "; ".join(f"{c.row} {c.name}: {c.outcome}" for c in fails[:3])
+                          + (" ..." if len(fails) > 3 else ""),
+                          hint=f"see {result.report_paths.get('run')} and report.md; the artifacts and reports "
+                               "were written")
+
+
+def _dry_run(pipeline: Any, target: str | None, force: bool, cache_dir: Path | None, threads: int | None,
+             as_json: bool) -> None:
+    from edgekit.pipeline.run import plan_only
+
+    rows = plan_only(pipeline, target=target, force=force, cache_root=cache_dir, threads=threads)
+    if as_json:
+        ui.print_json(rows)
+        return
+    from rich.table import Table
+
+    t = Table(title=f"plan: {pipeline.name} ({pipeline.origin}) on {target or pipeline.target}",
+              title_justify="left")
+    for col in ("step", "label", "key", "action"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        t.add_row(r["step"], r["label"], r["key"], r["action"])
+    ui.stdout.print(t)
+    todo = sum(1 for r in rows if r["step"] != "bench" and not r["cached"])
+    ui.stdout.print(f"{todo} of {sum(1 for r in rows if r['step'] != 'bench')} step(s) to run, "
+                    f"{sum(1 for r in rows if r['step'] == 'bench')} artifact(s) to bench; nothing was run",
+                    markup=False, highlight=False)
+
+
+def _print_result(result: Any) -> None:
+    out = ui.stdout
+    for o in result.outcomes:
+        out.print(f"  {o.kind:<9} {o.label:<40} {o.status:<7} {o.seconds:7.1f} s"
+                  + (f"  ({o.note})" if o.note else ""), markup=False, highlight=False)
+    from edgekit.bench.results import load_report
+    from edgekit.report.table import bench_notes, bench_table
+
+    report = load_report(result.results_path)
+    out.print(bench_table(report))
+    for note in bench_notes(report):
+        out.print(note, markup=False, highlight=False)
+    if result.checks:
+        for c in result.checks:
+            if c.outcome not in ("pass", "info") or not c.passed:
+                out.print(f"{'ok' if c.passed else 'FAIL'} {c.row} {c.name}: {c.message}", markup=False,
+                          highlight=False)
+        n, bad = len(result.checks), len(result.failures)
+        out.print(f"[gate] {'passed' if result.passed else 'FAILED'}: {n - bad} of {n} checks passed",
+                  markup=False, highlight=False)
+    for k, v in result.report_paths.items():
+        out.print(f"{k}: {v}", markup=False, highlight=False)
+    out.print(f"took {result.seconds:.1f} s", markup=False, highlight=False)

@@ -1,0 +1,329 @@
+"""Executing a plan: cached steps, then one benchmark of every artifact, then the reports.
+
+Every step writes its artifact through the tool's own staging directory
+(:func:`edgekit.core.atomic.staged_dir`) straight into its cache entry, so an
+entry is complete or absent. At the start of a run, what killed runs left in
+the cache (staging directories of dead processes) is removed. A cached entry
+is used when its manifest verifies (every file's sha256) and, for a recipe
+step, when the parent it records is the current parent artifact; otherwise the
+step runs again. The run ends with the benchmark of every artifact, the
+reports (``results.json``, ``report.md``, ``report.html``, ``run.json``), the
+history record and the pipeline's own ``[gate]`` (:mod:`edgekit.pipeline.gate`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekit.core.atomic import atomic_write_json
+from edgekit.core.errors import UsageError
+from edgekit.core.manifest import Artifact, Manifest
+from edgekit.pipeline.cache import StepCache
+from edgekit.pipeline.config import Pipeline
+from edgekit.pipeline.gate import RunCheck, check_run
+from edgekit.pipeline.plan import Plan, Step, make_plan
+
+log = logging.getLogger(__name__)
+
+
+class RunProgress:
+    """What a run reports as it goes; the default logs one line per event.
+
+    It is also a :class:`~edgekit.optimize.train_loop.TrainProgress` (training
+    steps report epochs through it). The CLI subclasses it with rich bars.
+    """
+
+    def __init__(self, say: Callable[[str], None] | None = None) -> None:
+        self._say = say or log.info
+        self._epochs = 0
+
+    def message(self, text: str) -> None:
+        self._say(text)
+
+    def step_start(self, index: int, total: int, step: Step, action: str) -> None:
+        self._say(f"[{index}/{total}] {step.kind} {step.label}: {action}")
+
+    def step_end(self, outcome: StepOutcome) -> None:
+        pass
+
+    def epoch_start(self, epoch: int, epochs: int, steps: int) -> None:
+        self._epochs = epochs
+
+    def step(self, loss: float) -> None:
+        pass
+
+    def epoch_end(self, record: Any) -> None:
+        self._say(f"epoch {record.epoch}/{self._epochs}: loss {record.train_loss:.4f}, "
+                  f"held-out top-1 {record.heldout_top1:.2%} ({record.seconds:.1f} s)")
+
+    def bench(self, what: str, fraction: float) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    label: str
+    kind: str
+    key: str
+    path: str
+    status: str  # "cached" | "ran"
+    seconds: float
+    note: str | None = None  # why a cached entry was not used
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    plan: Plan
+    outcomes: tuple[StepOutcome, ...]
+    results_path: Path | None
+    report_paths: dict[str, str] = field(default_factory=dict)
+    history_run_id: str | None = None
+    checks: tuple[RunCheck, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    @property
+    def failures(self) -> list[RunCheck]:
+        return [c for c in self.checks if not c.passed]
+
+
+def _calib_spec(data: str) -> str:
+    return "embedded:train" if data in ("embedded", "embedded:heldout") else data
+
+
+def recorded_parent_sha256(manifest: Manifest) -> str | None:
+    """The model-file sha256 of the parent a derived artifact records in its last lineage entry."""
+    if not manifest.lineage:
+        return None
+    last = manifest.lineage[-1]
+    if not isinstance(last, dict):
+        return None
+    parent = last.get("parent")
+    if isinstance(parent, dict) and parent.get("sha256"):
+        return str(parent["sha256"])
+    ref = last.get("parent_ref")
+    if isinstance(ref, dict) and ref.get("model_sha256"):
+        return str(ref["model_sha256"])
+    return None
+
+
+def _run_step(step: Step, pipeline: Pipeline, *, overwrite: bool, threads: int | None, progress: RunProgress) -> None:
+    out = step.path
+    if step.kind == "finetune":
+        from edgekit.optimize.finetune import FinetuneOptions, finetune
+
+        ft = dict(step.model.finetune or {})
+        finetune(
+            FinetuneOptions(
+                model=step.model.name, output=out, data=pipeline.data, weights=step.model.weights,
+                seed=int(ft.pop("seed", pipeline.seed)), overwrite=overwrite, threads=threads, **ft,
+            ),
+            progress=progress,
+        )
+    elif step.kind == "export":
+        from edgekit.export import ExportOptions, export_model
+        from edgekit.export.onnx_export import Exporter
+
+        exp = dict(step.model.export)
+        if "exporter" in exp:
+            exp["exporter"] = Exporter(exp["exporter"])
+        export_model(
+            ExportOptions(model=step.model.name, output=out, weights=step.model.weights, overwrite=overwrite,
+                          threads=threads, seed=pipeline.seed, **exp),
+            progress=progress.message,
+        )
+    elif step.kind == "quantize":
+        from edgekit.optimize.quantize import QuantizeOptions, quantize
+
+        assert step.parent is not None  # make_plan gives every recipe step its model step
+        q = {k: v for k, v in step.params.items() if k != "seed"}
+        target = q.pop("for", None)
+        quantize(
+            QuantizeOptions(artifact=step.parent.path, output=out, calib=_calib_spec(pipeline.data), target=target,
+                            seed=pipeline.seed, overwrite=overwrite, threads=threads, **q),
+            progress=progress.message,
+        )
+    elif step.kind == "prune":
+        from edgekit.optimize.prune import PruneOptions, prune
+
+        assert step.parent is not None
+        p = {k: v for k, v in step.params.items() if k != "seed"}
+        epochs = p.pop("finetune_epochs", 0)
+        recover = {"finetune": pipeline.data, "epochs": epochs} if epochs else {"finetune": None}
+        prune(
+            PruneOptions(source=str(step.parent.path), output=out, seed=pipeline.seed, overwrite=overwrite,
+                         threads=threads, **recover, **p),
+            progress=progress,
+        )
+    else:  # pragma: no cover - make_plan only makes the kinds above
+        raise UsageError(f"unknown step kind {step.kind!r}")
+
+
+def _cached(cache: StepCache, step: Step, done: dict[str, Artifact]) -> tuple[Artifact | None, str | None]:
+    """The usable cached artifact of ``step`` (None, and why, when it must run)."""
+    if cache.force:
+        return None, "--force"
+    if not step.path.exists():
+        return None, None
+    art = cache.lookup(step.entry)
+    if art is None:
+        return None, "the cached entry is damaged (a file does not match its manifest): redone"
+    if step.parent is not None:
+        parent = done[step.parent.key]
+        want = parent.manifest.files.get(parent.manifest.model_file)
+        have = recorded_parent_sha256(art.manifest)
+        if have is not None and have != want:
+            return None, "the cached entry was made from another parent artifact: redone"
+    return art, None
+
+
+def _bench(plan: Plan, pipeline: Pipeline, *, threads: int | None, progress: RunProgress) -> Any:
+    from edgekit.bench.runner import BenchOptions, run_bench
+
+    b, g = pipeline.bench, pipeline.gate
+    return run_bench(
+        BenchOptions(
+            target=plan.target,
+            artifacts=tuple(str(s.path) for _, _, s in plan.artifacts),
+            runtimes=b.runtimes,
+            precisions=b.precisions,
+            batch_sizes=b.batch,
+            data=pipeline.data,
+            eval_size=b.eval_size,
+            min_duration_s=b.min_duration,
+            min_iterations=b.min_iterations,
+            warmup_s=b.warmup,
+            threads=threads,
+            seed=pipeline.seed,
+            accuracy_budget_pts=g.max_top1_drop,
+            command=("edgekit", "run", pipeline.origin),
+        ),
+        progress=progress.bench,
+    )
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    *,
+    output: Path,
+    target: str | None = None,
+    force: bool = False,
+    cache_root: Path | None = None,
+    threads: int | None = None,
+    history: bool = True,
+    history_db: Path | None = None,
+    progress: RunProgress | Callable[[str], None] | None = None,
+) -> RunResult:
+    """Run every step (cache hits are skipped), bench every artifact, write the reports, check ``[gate]``."""
+    t_start = time.perf_counter_ns()
+    bar = progress if isinstance(progress, RunProgress) else RunProgress(progress)
+    if threads is not None and (isinstance(threads, bool) or threads < 1):
+        raise UsageError(f"--threads must be >= 1, got {threads}")
+    cache = StepCache(cache_root, force=force)
+    for stale in cache.sweep():
+        log.info("removed %s, left by an interrupted run", stale)
+    plan = make_plan(pipeline, cache, target=target, threads=threads)
+    outcomes: list[StepOutcome] = []
+    done: dict[str, Artifact] = {}
+    from edgekit.core.manifest import load_artifact
+
+    for i, step in enumerate(plan.steps, 1):
+        t0 = time.perf_counter_ns()
+        art, note = _cached(cache, step, done)
+        if art is not None:
+            bar.step_start(i, len(plan.steps), step, "cached")
+            status = "cached"
+        else:
+            bar.step_start(i, len(plan.steps), step, f"running{f' ({note})' if note else ''}")
+            cache.clear_damaged(step.entry)
+            _run_step(step, pipeline, overwrite=step.path.exists(), threads=threads, progress=bar)
+            art = load_artifact(step.path)
+            status = "ran"
+        done[step.key] = art
+        outcome = StepOutcome(step.label, step.kind, step.key, str(step.path), status,
+                              (time.perf_counter_ns() - t0) / 1e9, note)
+        outcomes.append(outcome)
+        bar.step_end(outcome)
+
+    bar.message(f"benchmarking {len(plan.artifacts)} artifact(s) on target {plan.target}")
+    report = _bench(plan, pipeline, threads=threads, progress=bar)
+    from edgekit.bench.results import write_report
+
+    output.mkdir(parents=True, exist_ok=True)
+    results = write_report(report, output / "results.json")
+    paths = {"results": str(results)}
+    paths.update(_write_reports(report, output))
+    checks = tuple(check_run(report, pipeline.gate))
+    run_id = None
+    if history:
+        from edgekit.history.store import append_report
+
+        run_id = append_report(report, db=history_db)
+    seconds = (time.perf_counter_ns() - t_start) / 1e9
+    result = RunResult(plan, tuple(outcomes), results, paths, run_id, checks, seconds)
+    paths["run"] = str(_write_run_json(result, output))
+    return result
+
+
+def _write_reports(report: Any, output: Path) -> dict[str, str]:
+    from edgekit.report.formats import write_markdown
+    from edgekit.report.html import write_html
+
+    return {
+        "markdown": str(write_markdown(report, output / "report.md")),
+        "html": str(write_html([report], output / "report.html")),
+    }
+
+
+def _write_run_json(result: RunResult, output: Path) -> Path:
+    p = result.plan
+    doc = {
+        "schema": "edgekit.run", "schema_version": 1,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "pipeline": p.pipeline.to_json(), "target": p.target,
+        "steps": [o.to_json() for o in result.outcomes],
+        "artifacts": [{"model": m, "recipe": r, "path": str(s.path), "step": s.label} for m, r, s in p.artifacts],
+        "gate": {"passed": result.passed, "rules": dict(p.pipeline.gate.__dict__),
+                 "checks": [c.to_json() for c in result.checks]},
+        "reports": dict(result.report_paths), "history_run_id": result.history_run_id,
+        "seconds": round(result.seconds, 2),
+    }
+    return atomic_write_json(output / "run.json", doc)
+
+
+def plan_only(pipeline: Pipeline, *, target: str | None = None, force: bool = False,
+              cache_root: Path | None = None, threads: int | None = None) -> list[dict[str, Any]]:
+    """The plan as rows: what would run and what is cached (``--dry-run``); nothing is written."""
+    cache = StepCache(cache_root, force=force)
+    plan = make_plan(pipeline, cache, target=target, threads=threads)
+    rows = []
+    done: dict[str, Artifact] = {}
+    for s in plan.steps:
+        parent_ok = s.parent is None or s.parent.key in done
+        art, note = _cached(cache, s, done) if parent_ok else (None, None)
+        if art is not None:
+            done[s.key] = art
+        if art is None and not parent_ok and s.path.exists():
+            note = "its parent runs again"
+        rows.append({"step": s.kind, "label": s.label, "key": s.key[:16], "cached": art is not None,
+                     "action": "skip (cached)" if art is not None else f"run{f' ({note})' if note else ''}",
+                     "path": str(s.path)})
+    for model, recipe, s in plan.artifacts:
+        rows.append({"step": "bench", "label": f"{model}/{recipe}", "key": "-", "cached": False,
+                     "action": f"bench on {plan.target}", "path": str(s.path)})
+    return rows
