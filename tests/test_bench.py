@@ -383,7 +383,7 @@ def _quantize_qdq(src: Path, dst: Path) -> Path:
 
         def get_next(self):
             x = next(self.it, None)
-            return None if x is None else {"input": x}
+            return None if x is None else {m.input.name: x}
 
     def edit(path: Path) -> None:
         quantize_static(str(src / "model.onnx"), str(path), Reader(), quant_format=QuantFormat.QDQ,

@@ -140,6 +140,7 @@ def test_kd_loss_matches_its_formula():
 # -- training, determinism, artifact -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_weights_and_another_seed_does_not(tmp_path):
     from edgekit.optimize.finetune import finetune
 
@@ -154,6 +155,7 @@ def test_same_seed_gives_identical_weights_and_another_seed_does_not(tmp_path):
     assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == (threads, det)  # restored
 
 
+@pytest.mark.slow
 def test_checkpoint_reloads_without_pickle_and_gives_identical_logits(tmp_path):
     from edgekit.optimize.finetune import finetune, load_finetuned
     from edgekit.zoo.weights import load_model
@@ -246,6 +248,7 @@ def test_embedded_heldout_split_is_never_trained_on():
     assert set(d.train.ids).isdisjoint(d.heldout.ids) and len(d.train) == 500
 
 
+@pytest.mark.slow
 def test_frozen_backbone_and_unfreeze_from_train_only_what_they_say(tmp_path):
     """Transfer from the only offline ImageNet weights (efficientnet_lite0): frozen parts do not move."""
     from edgekit.optimize.finetune import finetune
@@ -266,6 +269,7 @@ def test_frozen_backbone_and_unfreeze_from_train_only_what_they_say(tmp_path):
     assert not torch.equal(sd2["bn2.running_mean"], ref["bn2.running_mean"])
 
 
+@pytest.mark.slow
 def test_a_model_sized_at_build_time_reloads_from_its_checkpoint(tmp_path):
     """CoAtNet sizes its attention tables for the input: a 64 px model is rebuilt at 64 px to reload."""
     from edgekit.optimize.finetune import save_checkpoint
@@ -288,11 +292,11 @@ def test_a_model_sized_at_build_time_reloads_from_its_checkpoint(tmp_path):
 # -- command line --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_trains_a_folder_and_prints_json(tmp_path):
     root = materialize_imagefolder(tmp_path / "imgs", split="train", per_class=8, seed=0)
-    for d in list(root.iterdir())[3:]:
-        if d.is_dir():
-            shutil.rmtree(d)
+    for d in sorted(d for d in root.iterdir() if d.is_dir())[3:]:
+        shutil.rmtree(d)
     out = tmp_path / "out"
     r = CliRunner().invoke(cli, ["finetune", "--model", MODEL, "--data", str(root), "--weights", "none",
                                  "--epochs", "1", "--img-size", "32", "--batch-size", "8", "--val-split", "0.25",
@@ -375,6 +379,7 @@ def test_unreadable_images_are_skipped_and_recorded(tmp_path):
         prepare(tmp_path / "bad", get_model(MODEL).preprocess.with_input_size(16), val_split=0.5)
 
 
+@pytest.mark.slow
 def test_result_json_and_record_round_trip(tmp_path):
     from edgekit.optimize.finetune import finetune
     from edgekit.optimize.train_loop import TrainRecord

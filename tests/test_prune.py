@@ -376,31 +376,16 @@ def test_qdq_graph_is_refused_even_when_the_manifest_says_fp32(tmp_path):
 # -- recovery ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def trained(request, tmp_path_factory) -> Path:
-    """A model trained on the embedded dataset: conftest's ``trained_artifact``, else fine-tuned here."""
-    try:
-        art = request.getfixturevalue("trained_artifact")
-        return Path(getattr(art, "path", art))
-    except pytest.FixtureLookupError:
-        pass
-    from edgekit.optimize.finetune import FinetuneOptions, finetune
-
-    out = tmp_path_factory.mktemp("trained") / "mnv2"
-    res = finetune(FinetuneOptions(model="mobilenetv2_100", output=out, weights="none", epochs=4,
-                                   img_size=SIZE, train_limit=3000, seed=0))
-    return res.artifact
-
-
 @pytest.mark.slow
-def test_recovery_with_distillation_improves_heldout_accuracy(trained, tmp_path):
+def test_recovery_with_distillation_improves_heldout_accuracy(trained_artifact, tmp_path):
+    """conftest's trained model (mobilenetv3_small_100, 32 px, trained on the embedded set), pruned hard."""
     from edgekit.optimize.prune import PruneOptions, prune
 
-    res = prune(PruneOptions(source=trained, output=tmp_path / "rec", ratio=0.5, finetune="embedded", epochs=2,
-                             train_limit=3000, **FAST_BENCH))
+    res = prune(PruneOptions(source=trained_artifact.path, output=tmp_path / "rec", ratio=0.5, finetune="embedded",
+                             epochs=2, threads=2, **FAST_BENCH))
     rec = res.recovery
     assert rec is not None and rec.distill and rec.record.teacher
-    assert rec.same_split_as_parent in (True, None)
+    assert rec.same_split_as_parent is True  # the parent's own split: its held-out images stay held out
     assert rec.unpruned_top1 > 0.5  # a trained parent, scored on the held-out split
     assert rec.recovered_top1 > rec.pruned_top1 + 0.02, rec.to_json()
     m = load_artifact(res.artifact).manifest

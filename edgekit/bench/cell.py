@@ -57,6 +57,7 @@ class CellContext:
     seed: int
     eval_batch: int
     cv_threshold: float
+    throughput_min_iterations: int = 10
 
 
 def resolve_threads(ctx: CellContext, spec: RuntimeSpec) -> int:
@@ -279,7 +280,7 @@ def _sweep(ctx: CellContext, cell: Cell, artifact: Artifact, runner: Runner, inp
         own: Runner | None = None
         use: Runner = runner
         if spec.runtime == "onnxruntime" and static is not None and b != static:
-            points.append(ThroughputPoint(batch_size=b, error=f"skipped: the ONNX graph has a static batch of "
+            points.append(ThroughputPoint(batch_size=b, error=f"not run: the ONNX graph has a static batch of "
                                           f"{static}; onnxruntime runs only that batch (export with --dynamic-batch "
                                           "to sweep)"))
             continue
@@ -295,7 +296,7 @@ def _sweep(ctx: CellContext, cell: Cell, artifact: Artifact, runner: Runner, inp
             use = own
         try:
             res = measure_throughput(use.infer, inputs.samples, batch_sizes=[b], min_duration_s=ctx.min_duration_s,
-                                     min_iterations=ctx.min_iterations, warmup_s=ctx.warmup_s,
+                                     min_iterations=ctx.throughput_min_iterations, warmup_s=ctx.warmup_s,
                                      max_duration_s=ctx.max_duration_s, progress=sub, seed=ctx.seed,
                                      allow_single_sample=len(inputs.samples) == 1, cv_threshold=ctx.cv_threshold)
         finally:
@@ -304,7 +305,7 @@ def _sweep(ctx: CellContext, cell: Cell, artifact: Artifact, runner: Runner, inp
         points.extend(res.points)
     return ThroughputResult(points=tuple(points), settings={
         "batch_sizes": list(ctx.batch_sizes), "warmup_s": ctx.warmup_s, "min_duration_s": ctx.min_duration_s,
-        "min_iterations": ctx.min_iterations, "max_duration_s": ctx.max_duration_s, "seed": ctx.seed,
+        "min_iterations": ctx.throughput_min_iterations, "max_duration_s": ctx.max_duration_s, "seed": ctx.seed,
         "mode": "offline, one batch in flight; samples/s = samples / wall time of the window",
         "batch_1": "the single-stream latency window" if lat is not None else "measured",
         "n_distinct_samples": len(inputs.samples),

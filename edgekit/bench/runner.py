@@ -48,6 +48,9 @@ from edgekit.core.targets import load_target
 
 log = logging.getLogger(__name__)
 
+#: batches per throughput window at least (fewer if --min-iterations is lower): samples/s needs a long
+#: enough window, which the minimum duration gives; 100 batches of 32 would take minutes on a small CPU
+THROUGHPUT_MIN_ITERATIONS = 10
 #: progress(what is running, overall fraction done in [0, 1])
 Progress = Callable[[str, float], None]
 _ARCH = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
@@ -218,7 +221,8 @@ def run_bench(options: BenchOptions, *, progress: Progress | None = None) -> Ben
     ctx = CellContext(target=target, env=env, threads=options.threads, warmup_s=warmup_s,
                       min_duration_s=min_duration_s, min_iterations=min_iterations,
                       max_duration_s=options.max_duration_s, batch_sizes=batch_sizes, seed=options.seed,
-                      eval_batch=options.eval_batch, cv_threshold=target.cv_threshold)
+                      eval_batch=options.eval_batch, cv_threshold=target.cv_threshold,
+                      throughput_min_iterations=min(min_iterations, THROUGHPUT_MIN_ITERATIONS))
     results: list[BenchResult] = []
     n_run = max(1, sum(c.runs for c in cells))
     done = 0
@@ -246,6 +250,7 @@ def run_bench(options: BenchOptions, *, progress: Progress | None = None) -> Ben
                 "profile": target.to_json()},
         settings={
             "tier": options.tier, "min_duration_s": min_duration_s, "min_iterations": min_iterations,
+            "throughput_min_iterations": min(min_iterations, THROUGHPUT_MIN_ITERATIONS),
             "max_duration_s": options.max_duration_s, "warmup_s": warmup_s, "batch_sizes": list(batch_sizes),
             "threads": options.threads, "latency_samples": options.latency_samples, "eval_size": options.eval_size,
             "eval_batch": options.eval_batch, "seed": options.seed, "accuracy": options.accuracy,

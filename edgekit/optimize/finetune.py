@@ -30,6 +30,7 @@ from edgekit.core.manifest import Artifact, WeightsInfo, load_artifact
 from edgekit.core.versions import package_version
 from edgekit.optimize.augment import AugmentConfig
 from edgekit.optimize.batches import Loaders
+from edgekit.data import EMBEDDED
 from edgekit.optimize.splits import check_val_split, is_embedded, prepare
 from edgekit.optimize.train_loop import TrainConfig, TrainProgress, TrainRecord, as_progress, deterministic
 
@@ -62,7 +63,8 @@ class FinetuneOptions:
     lr: float | None = None
     weight_decay: float = 0.05
     label_smoothing: float = 0.1
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    #: an AugmentConfig, or True/False for the default augmentations / none
+    augment: AugmentConfig | bool = True
     select: str = "best"
     train_limit: int | None = None
     threads: int | None = None
@@ -81,6 +83,13 @@ class FinetuneOptions:
         if self.threads is not None and self.threads < 1:
             raise UsageError(f"--threads must be >= 1, got {self.threads}")
         check_val_split(self.val_split)
+        if is_embedded(self.data) and self.data not in (None, EMBEDDED):
+            raise UsageError(
+                f"--data {self.data!r}: fine-tuning uses the embedded train split and holds out its held-out split",
+                hint="pass --data embedded",
+            )
+        if self.train_limit is not None and self.train_limit < 2:
+            raise UsageError(f"--train-limit must be at least 2, got {self.train_limit}")
         if self.freeze_backbone and self.unfreeze_from:
             raise UsageError("--freeze-backbone and --unfreeze-from exclude each other",
                              hint="--freeze-backbone trains the head only; --unfreeze-from STAGE trains STAGE onward")
@@ -92,6 +101,12 @@ class FinetuneOptions:
             )
         self.train_config().validate()
         check_output_dir(self.output, overwrite=self.overwrite)
+
+    @property
+    def augment_config(self) -> AugmentConfig:
+        if isinstance(self.augment, AugmentConfig):
+            return self.augment
+        return AugmentConfig() if self.augment else AugmentConfig.off()
 
     def default_lr(self) -> float:
         if self.lr is not None:
@@ -194,7 +209,7 @@ def finetune(
             model, entry, freeze_backbone=options.freeze_backbone, unfreeze_from=options.unfreeze_from
         )
         loaders = Loaders.from_caches(data.train, data.heldout, batch_size=options.batch_size,
-                                      seed=options.seed, augment=options.augment)
+                                      seed=options.seed, augment=options.augment_config)
         bar.message(
             f"training {entry.name} ({trainable}) on {len(data.train)} images, "
             f"held-out {len(data.heldout)}, {cfg.epochs} epoch(s), {threads} thread(s)"
@@ -215,7 +230,7 @@ def finetune(
         "select": cfg.select,
         "trainable": trainable,
         "head": head,
-        "augment": options.augment.to_json(),
+        "augment": options.augment_config.to_json() if options.augment_config.enabled else None,
         "seed": options.seed,
         "threads": threads,
         "train_limit": options.train_limit,

@@ -260,11 +260,12 @@ def _recover(options: PruneOptions, model: Any, teacher: Any, loaders: Any, data
 
     pruned_top1 = evaluate(model, loaders.heldout)[1]
     same = None
-    if src.dataset is not None and src.dataset.get("fingerprint"):
-        same = src.dataset.get("fingerprint") == data_info.get("fingerprint")
+    key = "heldout_ids_sha256"  # the same held-out images: none of them trained on, by the parent or now
+    if src.dataset is not None and src.dataset.get(key):
+        same = src.dataset.get(key) == data_info.get(key)
         if not same:
-            log.warning("the recovery data split differs from the one the parent was trained on: "
-                        "images it held out may be trained on now")
+            log.warning("the recovery data's held-out split differs from the parent's: the held-out score "
+                        "may include images the parent was trained on")
     bar.message(f"recovering: {options.epochs} epoch(s) on {len(loaders.train.cache)} images"
                 f"{', distilling from the unpruned model' if teacher is not None else ''} "
                 f"(held-out top-1: unpruned {unpruned_top1:.2%}, pruned {pruned_top1:.2%})")

@@ -59,7 +59,8 @@ def _build_timm_sized(entry: ModelEntry, n: int, size: int) -> Any:
     timm = require("timm", purpose="building timm models")
     try:
         return timm.create_model(entry.builder, pretrained=False, num_classes=n, img_size=size).eval()
-    except TypeError:
+    except (TypeError, ValueError, RuntimeError, AssertionError) as e:  # no img_size, or not at this size
+        log.debug("timm cannot build %s with img_size=%d: %s", entry.builder, size, e)
         return None
 
 

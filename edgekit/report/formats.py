@@ -95,9 +95,12 @@ def _footnotes(report: BenchReport) -> tuple[dict[str, str], list[str]]:
             parts.append(f"latency: {r.latency_skipped}")
         if r.ok and r.accuracy_skipped:
             parts.append(f"accuracy: {r.accuracy_skipped}")
+        refused: dict[str, list[str]] = {}
         for p in r.throughput.points if r.throughput else ():
             if p.error:
-                parts.append(f"batch {p.batch_size}: {p.error}")
+                refused.setdefault(p.error, []).append(str(p.batch_size))
+        for err, sizes in refused.items():
+            parts.append(f"batch{'es' if len(sizes) > 1 else ''} {', '.join(sizes)}: {err}")
         parts.extend(r.warnings)
         ids = []
         for text in dict.fromkeys(parts):
