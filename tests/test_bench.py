@@ -2,10 +2,11 @@
 
 * ``mnv3``: mobilenetv3_small_100, random init (no labels), 64x64, dynamic
   batch: the speed/memory matrix, JSON/CSV/Markdown, static batch, errors.
-* ``trained``: a trained model with the embedded dataset's labels (the
-  conftest's ``trained_artifact`` when it exists, else fine-tuned here with
-  ``edgekit.optimize.finetune``): accuracy equals an independent ONNX Runtime
-  computation, the FP32 reference, a Q/DQ INT8 variant compared paired.
+* ``trained``: a trained model with the embedded dataset's labels, fast to
+  make (softmax regression trained here in numpy, as an ONNX artifact):
+  accuracy equals an independent ONNX Runtime computation, the FP32
+  reference, a Q/DQ INT8 variant compared paired. A slow test repeats the
+  accuracy checks on conftest's fine-tuned MobileNetV3 (``trained_artifact``).
 
 Windows are short (0.3 s, 20 iterations) to keep the tests fast; the numbers
 are not the point here, their presence and consistency are.
@@ -394,14 +395,10 @@ def _quantize_qdq(src: Path, dst: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(request, tmp_path_factory) -> Path:
-    """A trained model with the embedded dataset's labels: conftest's ``trained_artifact`` if there is one,
-    else the fast test-local softmax regression."""
-    try:
-        art = request.getfixturevalue("trained_artifact")
-        return Path(getattr(art, "path", art))
-    except pytest.FixtureLookupError:
-        return _train_linear_artifact(tmp_path_factory.mktemp("trained") / "linear")
+def trained(tmp_path_factory) -> Path:
+    """A trained model with the embedded dataset's labels, fast enough for every run (the fine-tuned
+    MobileNet of conftest's ``trained_artifact`` is used by the slow test below)."""
+    return _train_linear_artifact(tmp_path_factory.mktemp("trained") / "linear")
 
 
 @pytest.fixture(scope="module")
@@ -424,19 +421,20 @@ def _ort_reference(artifact: Path, indices: np.ndarray) -> tuple[np.ndarray, np.
     return logits, mapping[np.asarray(ds.labels)[indices]]
 
 
-def test_accuracy_equals_an_independent_onnxruntime_computation(trained):
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+def _check_accuracy_against_onnxruntime(artifact: Path, n: int) -> None:
+    metrics = pytest.importorskip("sklearn.metrics", reason="scikit-learn (from the openvino extra) is the reference")
+    confusion_matrix, precision_recall_fscore_support = metrics.confusion_matrix, metrics.precision_recall_fscore_support
 
     from edgekit.data import evaluation_indices, load_embedded
 
-    rep = run_bench(BenchOptions(target="cpu", artifacts=(trained,), precisions=("fp32",), batch_sizes=(1,),
-                                 eval_size=400, **FAST_KW))
+    rep = run_bench(BenchOptions(target="cpu", artifacts=(artifact,), precisions=("fp32",), batch_sizes=(1,),
+                                 eval_size=n, **FAST_KW))
     ort_row, ov_row = rep.find(runtime="onnxruntime")[0], rep.find(runtime="openvino")[0]
-    idx = evaluation_indices(load_embedded(split="heldout").labels, 400, seed=0)
-    logits, y = _ort_reference(trained, idx)
+    idx = evaluation_indices(load_embedded(split="heldout").labels, n, seed=0)
+    logits, y = _ort_reference(artifact, idx)
     pred = logits.argmax(1)
     acc = ort_row.accuracy
-    assert acc.n == 400 and np.array_equal(acc.labels, y) and np.array_equal(acc.predictions, pred)
+    assert acc.n == n and np.array_equal(acc.labels, y) and np.array_equal(acc.predictions, pred)
     assert acc.top1 == pytest.approx(float(np.mean(pred == y)))
     top5 = np.argsort(-logits, axis=1)[:, :5]
     assert acc.top5 == pytest.approx(float(np.mean((top5 == y[:, None]).any(1))))
@@ -449,8 +447,18 @@ def test_accuracy_equals_an_independent_onnxruntime_computation(trained):
     assert ort_row.reference == ort_row.key and acc.agreement == 1.0 and ort_row.paired is None
     assert ov_row.reference == ort_row.key and ov_row.paired is not None
     assert ov_row.accuracy.agreement == pytest.approx(float(np.mean(ov_row.accuracy.predictions == pred)))
-    assert ov_row.paired.n == 400 and ov_row.accuracy.agreement > 0.95
-    assert rep.dataset["eval_n"] == 400 and ov_row.accuracy.extra["eval_key"] == acc.extra["eval_key"]
+    assert ov_row.paired.n == n and ov_row.accuracy.agreement > 0.95
+    assert rep.dataset["eval_n"] == n and ov_row.accuracy.extra["eval_key"] == acc.extra["eval_key"]
+
+
+def test_accuracy_equals_an_independent_onnxruntime_computation(trained):
+    _check_accuracy_against_onnxruntime(trained, 400)
+
+
+@pytest.mark.slow
+def test_accuracy_of_the_finetuned_mobilenet(trained_artifact):
+    """The same checks on a real fine-tuned MobileNetV3 (conftest's session fixture)."""
+    _check_accuracy_against_onnxruntime(Path(trained_artifact), 300)
 
 
 def test_int8_rows_are_compared_paired_with_the_fp32_reference(trained, trained_int8):

@@ -495,3 +495,16 @@ def test_against_compares_int8_with_the_fp32_baseline_row():
     bad = row(pred=predictions(lab, wrong=350), labels=lab, lat=latency(2.0, 0.02, seed=3), artifact="mnv3-int8")
     res = run_gate(report(bad), base, options=opts)
     assert not res.passed and check(res, "accuracy").outcome == "fail"
+
+
+def test_row_unsupported_on_other_hardware_is_skipped_not_failed():
+    base = report(row(pred=predictions(LAB, wrong=200), labels=LAB, lat=latency(5.0, 0.02), precision="bf16"),
+                  cpu="Intel(R) Xeon(R) Platinum 8480+")
+    now = row(pred=None, labels=LAB, lat=None, precision="bf16", status="unsupported")
+    other = run_gate(report(now, cpu="AMD EPYC 7763 64-Core Processor"), baseline_from_report(base))
+    c = check(other, "status")
+    assert other.passed and c.outcome == "skipped" and "different hardware" in c.message
+    same = run_gate(report(now), baseline_from_report(base))
+    assert not same.passed and check(same, "status").outcome == "fail"
+    broken = dataclasses.replace(now, status="error")
+    assert not run_gate(report(broken, cpu="AMD EPYC 7763 64-Core Processor"), baseline_from_report(base)).passed

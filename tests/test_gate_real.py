@@ -2,7 +2,7 @@
 and a too-small eval set is inconclusive with the reason.
 
 The model is MobileNetV3-small trained on the embedded animals dataset (the
-conftest's ``trained_artifact`` when it exists, else trained here), quantized
+conftest's session ``trained_artifact``), quantized
 to INT8 with ONNX Runtime (Q/DQ), and benched with ONNX Runtime on this CPU
 (short latency windows; the accuracy is what is gated). The damaged model is
 the same INT8 ONNX with the scales of some weight DequantizeLinear nodes
@@ -30,24 +30,12 @@ EVAL = 600
 
 
 @pytest.fixture(scope="module")
-def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("torch", reason="training the model needs the 'torch' extra")
-    pytest.importorskip("onnxruntime", reason="quantizing and benchmarking need the 'onnxruntime' extra")
-    try:
-        art = request.getfixturevalue("trained_artifact")
-    except pytest.FixtureLookupError:
-        art = None
-    if art is not None:
-        path = Path(art.path if hasattr(art, "path") else art)
-        if (path / "edgekit.json").is_file():
-            return path
-    from edgekit.optimize.finetune import FinetuneOptions, finetune
-
-    out = tmp_path_factory.mktemp("gate-real") / "mnv3s"
-    res = finetune(FinetuneOptions(model="mobilenetv3_small_100", output=out, weights="none", epochs=3, img_size=32,
-                                   seed=0))
-    assert res.heldout_top1 > 0.6, f"the model did not train (held-out top-1 {res.heldout_top1:.2%})"
-    return out
+def trained(trained_artifact) -> Path:  # noqa: ANN001 - the conftest's TrainedArtifacts
+    """The session's MobileNetV3-small trained on the embedded animals (conftest ``trained_artifact``)."""
+    path = Path(trained_artifact.path)
+    top1 = load_artifact(path).manifest.extra["training"]["heldout_top1"]
+    assert top1 > 0.6, f"the model did not train (held-out top-1 {top1:.2%})"
+    return path
 
 
 @pytest.fixture(scope="module")

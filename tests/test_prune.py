@@ -382,7 +382,7 @@ def test_recovery_with_distillation_improves_heldout_accuracy(trained_artifact, 
     from edgekit.optimize.prune import PruneOptions, prune
 
     res = prune(PruneOptions(source=trained_artifact.path, output=tmp_path / "rec", ratio=0.5, finetune="embedded",
-                             epochs=2, threads=2, **FAST_BENCH))
+                             epochs=2, train_limit=3000, threads=2, **FAST_BENCH))
     rec = res.recovery
     assert rec is not None and rec.distill and rec.record.teacher
     assert rec.same_split_as_parent is True  # the parent's own split: its held-out images stay held out

@@ -84,7 +84,7 @@ def _progress(enabled: bool) -> Iterator[Any]:
 @click.option("--warmup", type=float, default=None, help="Warm-up seconds before each window (default: the target's).")
 @click.option("--threads", type=int, default=None, help="CPU threads (default: the target's, else the physical cores).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample order and the eval subset.")
-@click.option("--budget", type=float, default=None, help="Accuracy budget in top-1 points vs FP32 (default: 1 %% of the FP32 top-1).")
+@click.option("--budget", type=float, default=None, help="Accuracy budget in top-1 points vs FP32 (default: 1 percent of the FP32 top-1).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None, help="Write the results JSON here (atomically).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results JSON to stdout instead of the table.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="Also write a CSV (one row per result).")
@@ -127,7 +127,7 @@ def bench_cmd(artifacts: tuple[Path, ...], target: str, model: str | None, weigh
         click.echo(report.to_json_text(), nl=False)
     else:
         console = ui.stdout if ui.stdout.is_terminal else _wide_console()
-        console.print(bench_table(report))
+        console.print(bench_table(report, width=console.width if console.is_terminal else None))
         for note in bench_notes(report):
             console.print(note, markup=False, highlight=False)
         for path in (output, csv_path, md_path):

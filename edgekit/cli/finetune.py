@@ -73,13 +73,13 @@ class RichTrainProgress:
 @click.option("--unfreeze-from", metavar="STAGE", default=None,
               help="Train STAGE (e.g. blocks.5, features.10) and everything after it; earlier layers stay frozen.")
 @click.option("--img-size", type=int, default=None,
-              help="Square training and deployment input size [default: 64 on the embedded set, else the model's].")
+              help="Square training and deployment input size [default: 48 on the embedded set, else the model's].")
 @click.option("--val-split", type=float, default=None,
               help="Held-out fraction of each class for a folder/.npz [default: 0.2]; the embedded set has its own.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split, initialization and batches.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=None,
-              help="Peak AdamW learning rate [default: 2e-3 from scratch, 1e-3 pretrained, 5e-3 head only].")
+              help="Peak AdamW learning rate [default: 5e-3 from scratch, 1e-3 pretrained, 5e-3 head only].")
 @click.option("--no-augment", is_flag=True, help="Train on the plain eval transform (no crop/shift/flip).")
 @click.option("--train-limit", type=int, default=None, help="Train on a stratified subset of N images (quick trials).")
 @click.option("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")

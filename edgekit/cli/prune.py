@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from edgekit.cli import ui
+
+if TYPE_CHECKING:
+    from edgekit.optimize.prune import PruneResult
 
 
 def _fmt_count(n: int) -> str:
@@ -120,10 +124,7 @@ def prune_cmd(
         )
 
 
-def _print(result: object) -> None:
-    from edgekit.optimize.prune import PruneResult
-
-    assert isinstance(result, PruneResult)
+def _print(result: PruneResult) -> None:
     s = result.summary
     out = ui.stdout
     out.print(f"[bold]{result.model}[/] pruned -> {result.artifact}  (ratio {s['ratio']}, round to {s['round_to']}, "

@@ -257,6 +257,11 @@ def _compare_row(b: BaselineRow, cur: BenchResult, opts: GateOptions, hw: str | 
         return RowComparison(row=rid, state="compared", checks=(Check(
             row=rid, name="status", outcome="info", passed=True,
             message=f"{rid} was {b.status} in the baseline ({b.reason or 'no reason given'}) and {verb}"),))
+    if not cur.ok and hw is not None and cur.status in ("unsupported", "skipped"):
+        return RowComparison(row=rid, state="compared", checks=(Check(
+            row=rid, name="status", outcome="skipped", passed=True,
+            message=f"{rid} ran in the baseline but is {cur.status} on this machine "
+                    f"({cur.reason or 'no reason given'}); the baseline was {hw}: not compared"),))
     if not cur.ok and opts.against is not None and cur.status != "error":
         return RowComparison(row=rid, state="compared", checks=(Check(
             row=rid, name="status", outcome="info", passed=True,

@@ -38,9 +38,9 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 #: input size used on the embedded 28x28 silhouettes when --img-size is not given
-EMBEDDED_IMG_SIZE = 64
+EMBEDDED_IMG_SIZE = 48
 #: learning rates by starting point (AdamW), measured on the embedded dataset
-LR_SCRATCH = 2e-3
+LR_SCRATCH = 5e-3
 LR_PRETRAINED = 1e-3
 LR_HEAD_ONLY = 5e-3
 

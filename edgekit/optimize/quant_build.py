@@ -232,6 +232,8 @@ class Builder:
         xml = self.stage / quant_nncf.MODEL_XML
         self.say("evaluating the INT8 IR (OpenVINO CPU, f32, static batch)")
         cmp, info = self.measure(xml, ref, "openvino")
+        if graph["fake_quantize"]:  # the runner reads precision from ONNX graphs only; an IR says it here
+            info = {**info, "precision": "int8", "float_precision": info["precision"]}
         if control:
             reverted = [n for n in graph["float_layers"] if n not in set(ignored)]
             groups["accuracy_control"] = reverted

@@ -65,45 +65,46 @@ def rank_nodes(
     fmodel = onnx.load(str(fp32_path))
     qmodel = onnx.load(str(int8_path))
     quantized, _ = float_nodes(qmodel)
-    qnodes = {n.name: n for n in qmodel.graph.node}
-    fouts = {o for n in fmodel.graph.node for o in n.output}
-    qouts = {o for n in qmodel.graph.node if n.op_type not in ("QuantizeLinear", "DequantizeLinear") for o in n.output}
-    common = sorted((fouts & qouts) - {i.name for i in fmodel.graph.initializer})
-    fs = _session(_expose_outputs(fmodel, common), threads)
-    qs = _session(_expose_outputs(qmodel, common), threads)
+    skip = ("QuantizeLinear", "DequantizeLinear", "Constant")
+    # pair each compute node's first output by node name: ORT may fold a Relu/Clip into the
+    # Q/DQ of asymmetric activations and give its output name to the node before it
+    fnodes = {n.name: n for n in fmodel.graph.node if n.op_type not in skip and n.output}
+    qnodes = {n.name: n for n in qmodel.graph.node if n.op_type not in skip and n.output}
+    pairs = {name: (fnodes[name].output[0], qnodes[name].output[0]) for name in qnodes if name in fnodes}
+    fs = _session(_expose_outputs(fmodel, sorted({f for f, _ in pairs.values()})), threads)
+    qs = _session(_expose_outputs(qmodel, sorted({q for _, q in pairs.values()})), threads)
     fnames = [o.name for o in fs.get_outputs()]
     qnames = [o.name for o in qs.get_outputs()]
-    err = dict.fromkeys(common, 0.0)
-    ref = dict.fromkeys(common, 0.0)
+    err = dict.fromkeys(pairs, 0.0)
+    ref = dict.fromkeys(pairs, 0.0)
     for i in range(0, min(len(x), RANK_IMAGES), batch):
         chunk = x[i : i + batch]
         if len(chunk) < batch:
             chunk = np.concatenate([chunk, x[: batch - len(chunk)]])
         fo = dict(zip(fnames, fs.run(None, {input_name: chunk})))
         qo = dict(zip(qnames, qs.run(None, {input_name: chunk})))
-        for t in common:
-            a, b = fo.get(t), qo.get(t)
+        for name, (ft, qt) in pairs.items():
+            a, b = fo.get(ft), qo.get(qt)
             if a is None or b is None or a.dtype.kind != "f" or a.shape != b.shape:
                 continue
             a64 = a.astype(np.float64)
-            err[t] += float(np.sum((b.astype(np.float64) - a64) ** 2))
-            ref[t] += float(np.sum(a64 * a64))
-    nmse = {t: err[t] / ref[t] for t in common if ref[t] > 0}
-    # map tensors back to the DequantizeLinear inputs' float sources
+            err[name] += float(np.sum((b.astype(np.float64) - a64) ** 2))
+            ref[name] += float(np.sum(a64 * a64))
+    nmse = {name: err[name] / ref[name] for name in pairs if ref[name] > 0}
+    # the node producing each float tensor of the Q/DQ graph, seen through DQ(Q(x)) back to x
+    producer = {o: n.name for n in qmodel.graph.node if n.op_type not in skip for o in n.output}
     dq_src = {n.output[0]: n.input[0] for n in qmodel.graph.node if n.op_type == "DequantizeLinear"}
     q_src = {n.output[0]: n.input[0] for n in qmodel.graph.node if n.op_type == "QuantizeLinear"}
     scores = []
     for name in quantized:
-        node = qnodes[name]
-        out = nmse.get(node.output[0]) if node.output else None
-        if out is None:
+        if name not in nmse:
             continue
         ins = []
-        for t in node.input:
-            src = q_src.get(dq_src.get(t, ""), t)  # through DQ(Q(x)) back to x
+        for t in qnodes[name].input:
+            src = producer.get(q_src.get(dq_src.get(t, ""), t))
             if src in nmse:
                 ins.append(nmse[src])
-        scores.append((name, out - (max(ins) if ins else 0.0)))
+        scores.append((name, nmse[name] - (max(ins) if ins else 0.0)))
     scores.sort(key=lambda s: -s[1])
     return scores
 

@@ -40,6 +40,8 @@ MODEL_XML = "model.xml"
 MODEL_BIN = "model.bin"
 #: OpenVINO op types with weights that NNCF quantizes
 OV_WEIGHTED = ("Convolution", "GroupConvolution", "MatMul", "ConvolutionBackpropData")
+#: images NNCF's accuracy restorer ranks layers on (its default is the calibration subset size)
+RANKING_SUBSET = 100
 
 
 def _nncf() -> Any:
@@ -207,7 +209,9 @@ def quantize_openvino(
             else:
                 if eval_x is None or eval_labels is None:
                     raise UsageError("accuracy control needs labelled eval data")
-                params = nncf.AdvancedAccuracyRestorerParameters(max_num_iterations=max_iterations)
+                params = nncf.AdvancedAccuracyRestorerParameters(
+                    max_num_iterations=max_iterations, ranking_subset_size=min(RANKING_SUBSET, len(eval_x))
+                )
                 q = nncf.quantize_with_accuracy_control(
                     model,
                     calib,
@@ -223,6 +227,7 @@ def quantize_openvino(
                     "max_drop": max_drop_pts / 100.0,
                     "drop_type": "absolute",
                     "max_num_iterations": max_iterations,
+                "ranking_subset_size": min(RANKING_SUBSET, len(eval_x)),
                     "validation": f"top-1, OpenVINO CPU at f32 inference precision, static batch {batch}",
                 }
         except (nncf.ValidationError, nncf.InternalError, RuntimeError, ValueError) as e:

@@ -3,7 +3,8 @@
 A step's key is the sha256 of a canonical JSON document holding the step kind,
 the hashes of its inputs (artifact files, not paths), its recipe and the
 versions of the tools it uses. Its output is an artifact directory stored at
-``<root>/<kind>/<key[:16]>``, written through :func:`edgekit.core.atomic.staged_dir`:
+``<root>/<kind>/<key[:16]>``, written by the step's tool through
+:func:`edgekit.core.atomic.staged_dir`:
 an entry is either complete (it has its manifest and every file hashes to what
 the manifest says) or absent. A run killed with SIGKILL leaves only a hidden
 staging directory, which the next run removes; it never leaves a half entry.
@@ -11,17 +12,15 @@ staging directory, which the next run removes; it never leaves a half entry.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgekit.core.atomic import remove_stale_staging, staged_dir
+from edgekit.core.atomic import remove_stale_staging
 from edgekit.core.errors import ArtifactError
 from edgekit.core.manifest import MANIFEST_NAME, Artifact, load_artifact
 from edgekit.core.versions import tool_versions
@@ -90,14 +89,6 @@ class StepCache:
         if self.force:
             return None
         return entry.load()
-
-    @contextlib.contextmanager
-    def write(self, entry: CacheEntry) -> Iterator[Path]:
-        """Stage a new entry; it replaces a damaged or forced one only when complete."""
-        entry.path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_staging(entry.path)
-        with staged_dir(entry.path, overwrite=True) as stage:
-            yield stage
 
     def clear_damaged(self, entry: CacheEntry) -> None:
         if entry.path.exists() and entry.load() is None:

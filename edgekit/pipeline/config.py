@@ -158,7 +158,7 @@ FINETUNE_KEYS = {
     "batch_size": _rule(int, lambda v: v >= 2, ">= 2"), "lr": _POS_NUM, "weight_decay": _rule(_NUM, _nonneg, ">= 0"),
     "label_smoothing": _rule(_NUM, lambda v: 0 <= v < 1, "in [0, 1)"), "freeze_backbone": _BOOL,
     "select": _rule(str, lambda v: v in ("best", "last"), "'best' or 'last'"), "seed": _rule(int, _nonneg, ">= 0"),
-    "train_limit": _POS_INT, "opset": _rule(int, lambda v: 7 <= v <= 30, "an ONNX opset"),
+    "train_limit": _POS_INT, "opset": _rule(int, lambda v: 7 <= v <= 30, "an ONNX opset"), "threads": _POS_INT,
 }
 EXPORT_KEYS = {
     "img_size": _rule(int, lambda v: 16 <= v <= 2048, "in [16, 2048]"),

@@ -6,7 +6,8 @@ prune) whose parent is the model step. A step's key hashes its kind, its
 recipe, the versions of the tools it uses, a digest of the edgekit source
 files that make it, and its inputs: the weights (file sha256 for a
 checkpoint), the dataset fingerprint, the training thread count for the steps
-that train (CPU training is bit-reproducible for a seed *and* a thread count),
+that train (CPU training is bit-reproducible for a seed *and* a thread count;
+``finetune.threads`` in the file, else ``--threads``),
 and, for a recipe step, its parent step's key (which covers everything the
 parent was made from). On top of the key, a recipe step's cached artifact is
 used only if its recorded parent hash is the current parent's (see
@@ -36,7 +37,7 @@ TOOLS: dict[str, tuple[str, ...]] = {
               "Pillow", "safetensors"),
 }
 _COMMON_SOURCES = ("core/*.py", "data/*.py", "zoo/*.py", "export/*.py", "runtime/*.py",
-                   "graph/*.py", "pipeline/run.py")
+                   "graph/*.py", "pipeline/steps.py")
 _TRAIN_SOURCES = ("optimize/finetune.py", "optimize/augment.py", "optimize/batches.py", "optimize/distill.py",
                   "optimize/splits.py", "optimize/train_loop.py", "optimize/transfer.py")
 #: the edgekit files (globs under the package) whose content each step kind depends on
@@ -142,7 +143,7 @@ def make_plan(pipeline: Pipeline, cache: StepCache, *, target: str | None = None
         if kind == "finetune":
             params["finetune"] = m.finetune
             inputs["data"] = data_fp
-            inputs["threads"] = threads
+            inputs["threads"] = m.finetune.get("threads", threads)  # type: ignore[union-attr]
         key = step_key(kind, inputs=inputs, recipe=params, tools=TOOLS[kind], source=source_digest(kind))
         base = Step(kind, m.name, m, None, key, cache.entry(kind, key), None, params)
         steps.append(base)

@@ -8,7 +8,8 @@ is used when its manifest verifies (every file's sha256) and, for a recipe
 step, when the parent it records is the current parent artifact; otherwise the
 step runs again. The run ends with the benchmark of every artifact, the
 reports (``results.json``, ``report.md``, ``report.html``, ``run.json``), the
-history record and the pipeline's own ``[gate]`` (:mod:`edgekit.pipeline.gate`).
+history record and the pipeline's own ``[gate]`` (:mod:`edgekit.pipeline.gate`). The benched
+artifacts are copies in ``DIR/artifacts/<model>-<recipe>`` (see :func:`publish_artifacts`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from edgekit.pipeline.cache import StepCache
 from edgekit.pipeline.config import Pipeline
 from edgekit.pipeline.gate import RunCheck, check_run
 from edgekit.pipeline.plan import Plan, Step, make_plan
+from edgekit.pipeline.steps import run_step
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,7 @@ class RunResult:
     history_run_id: str | None = None
     checks: tuple[RunCheck, ...] = ()
     seconds: float = 0.0
+    artifacts: tuple[Path, ...] = ()  # the published copies, in plan.artifacts order
 
     @property
     def passed(self) -> bool:
@@ -100,10 +103,6 @@ class RunResult:
     @property
     def failures(self) -> list[RunCheck]:
         return [c for c in self.checks if not c.passed]
-
-
-def _calib_spec(data: str) -> str:
-    return "embedded:train" if data in ("embedded", "embedded:heldout") else data
 
 
 def recorded_parent_sha256(manifest: Manifest) -> str | None:
@@ -120,58 +119,6 @@ def recorded_parent_sha256(manifest: Manifest) -> str | None:
     if isinstance(ref, dict) and ref.get("model_sha256"):
         return str(ref["model_sha256"])
     return None
-
-
-def _run_step(step: Step, pipeline: Pipeline, *, overwrite: bool, threads: int | None, progress: RunProgress) -> None:
-    out = step.path
-    if step.kind == "finetune":
-        from edgekit.optimize.finetune import FinetuneOptions, finetune
-
-        ft = dict(step.model.finetune or {})
-        finetune(
-            FinetuneOptions(
-                model=step.model.name, output=out, data=pipeline.data, weights=step.model.weights,
-                seed=int(ft.pop("seed", pipeline.seed)), overwrite=overwrite, threads=threads, **ft,
-            ),
-            progress=progress,
-        )
-    elif step.kind == "export":
-        from edgekit.export import ExportOptions, export_model
-        from edgekit.export.onnx_export import Exporter
-
-        exp = dict(step.model.export)
-        if "exporter" in exp:
-            exp["exporter"] = Exporter(exp["exporter"])
-        export_model(
-            ExportOptions(model=step.model.name, output=out, weights=step.model.weights, overwrite=overwrite,
-                          threads=threads, seed=pipeline.seed, **exp),
-            progress=progress.message,
-        )
-    elif step.kind == "quantize":
-        from edgekit.optimize.quantize import QuantizeOptions, quantize
-
-        assert step.parent is not None  # make_plan gives every recipe step its model step
-        q = {k: v for k, v in step.params.items() if k != "seed"}
-        target = q.pop("for", None)
-        quantize(
-            QuantizeOptions(artifact=step.parent.path, output=out, calib=_calib_spec(pipeline.data), target=target,
-                            seed=pipeline.seed, overwrite=overwrite, threads=threads, **q),
-            progress=progress.message,
-        )
-    elif step.kind == "prune":
-        from edgekit.optimize.prune import PruneOptions, prune
-
-        assert step.parent is not None
-        p = {k: v for k, v in step.params.items() if k != "seed"}
-        epochs = p.pop("finetune_epochs", 0)
-        recover = {"finetune": pipeline.data, "epochs": epochs} if epochs else {"finetune": None}
-        prune(
-            PruneOptions(source=str(step.parent.path), output=out, seed=pipeline.seed, overwrite=overwrite,
-                         threads=threads, **recover, **p),
-            progress=progress,
-        )
-    else:  # pragma: no cover - make_plan only makes the kinds above
-        raise UsageError(f"unknown step kind {step.kind!r}")
 
 
 def _cached(cache: StepCache, step: Step, done: dict[str, Artifact]) -> tuple[Artifact | None, str | None]:
@@ -192,14 +139,44 @@ def _cached(cache: StepCache, step: Step, done: dict[str, Artifact]) -> tuple[Ar
     return art, None
 
 
-def _bench(plan: Plan, pipeline: Pipeline, *, threads: int | None, progress: RunProgress) -> Any:
+def publish_artifacts(plan: Plan, done: dict[str, Artifact], output: Path) -> list[Path]:
+    """Copy each benched artifact to ``output/artifacts/<model>-<recipe>`` (atomically; kept when identical).
+
+    The copies make ``-o DIR`` self-contained, and their names (not the cache keys) name the rows of the
+    reports, so row ids stay the same from one code version to the next.
+    """
+    import shutil
+
+    from edgekit.core.atomic import staged_dir
+    from edgekit.core.errors import ArtifactError
+    from edgekit.core.manifest import load_artifact
+
+    paths = []
+    for model, recipe, step in plan.artifacts:
+        art = done[step.key]
+        dest = output / "artifacts" / f"{model}-{recipe}"
+        current = None
+        if dest.is_dir():
+            try:
+                current = load_artifact(dest, verify=True)
+            except ArtifactError:
+                current = None
+        if current is None or current.manifest.files != art.manifest.files:
+            with staged_dir(dest, overwrite=True) as stage:
+                shutil.copytree(art.path, stage, dirs_exist_ok=True)
+        paths.append(dest)
+    return paths
+
+
+def _bench(plan: Plan, pipeline: Pipeline, artifacts: list[Path], *, threads: int | None,
+           progress: RunProgress) -> Any:
     from edgekit.bench.runner import BenchOptions, run_bench
 
     b, g = pipeline.bench, pipeline.gate
     return run_bench(
         BenchOptions(
             target=plan.target,
-            artifacts=tuple(str(s.path) for _, _, s in plan.artifacts),
+            artifacts=tuple(str(p) for p in artifacts),
             runtimes=b.runtimes,
             precisions=b.precisions,
             batch_sizes=b.batch,
@@ -251,7 +228,7 @@ def run_pipeline(
         else:
             bar.step_start(i, len(plan.steps), step, f"running{f' ({note})' if note else ''}")
             cache.clear_damaged(step.entry)
-            _run_step(step, pipeline, overwrite=step.path.exists(), threads=threads, progress=bar)
+            run_step(step, pipeline, overwrite=step.path.exists(), threads=threads, progress=bar)
             art = load_artifact(step.path)
             status = "ran"
         done[step.key] = art
@@ -260,13 +237,14 @@ def run_pipeline(
         outcomes.append(outcome)
         bar.step_end(outcome)
 
+    output.mkdir(parents=True, exist_ok=True)
+    published = publish_artifacts(plan, done, output)
     bar.message(f"benchmarking {len(plan.artifacts)} artifact(s) on target {plan.target}")
-    report = _bench(plan, pipeline, threads=threads, progress=bar)
+    report = _bench(plan, pipeline, published, threads=threads, progress=bar)
     from edgekit.bench.results import write_report
 
-    output.mkdir(parents=True, exist_ok=True)
     results = write_report(report, output / "results.json")
-    paths = {"results": str(results)}
+    paths = {"results": str(results), "artifacts": str(output / "artifacts")}
     paths.update(_write_reports(report, output))
     checks = tuple(check_run(report, pipeline.gate))
     run_id = None
@@ -275,7 +253,7 @@ def run_pipeline(
 
         run_id = append_report(report, db=history_db)
     seconds = (time.perf_counter_ns() - t_start) / 1e9
-    result = RunResult(plan, tuple(outcomes), results, paths, run_id, checks, seconds)
+    result = RunResult(plan, tuple(outcomes), results, paths, run_id, checks, seconds, tuple(published))
     paths["run"] = str(_write_run_json(result, output))
     return result
 
@@ -297,7 +275,8 @@ def _write_run_json(result: RunResult, output: Path) -> Path:
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "pipeline": p.pipeline.to_json(), "target": p.target,
         "steps": [o.to_json() for o in result.outcomes],
-        "artifacts": [{"model": m, "recipe": r, "path": str(s.path), "step": s.label} for m, r, s in p.artifacts],
+        "artifacts": [{"model": m, "recipe": r, "path": str(pub), "cache_path": str(s.path), "step": s.label}
+                      for (m, r, s), pub in zip(p.artifacts, result.artifacts)],
         "gate": {"passed": result.passed, "rules": dict(p.pipeline.gate.__dict__),
                  "checks": [c.to_json() for c in result.checks]},
         "reports": dict(result.report_paths), "history_run_id": result.history_run_id,

@@ -26,7 +26,7 @@ from edgekit.core.atomic import atomic_write_text
 COLUMNS: dict[str, str] = {
     "artifact": "artifact", "runtime": "runtime", "precision": "precision", "status": "status",
     "p50": "p50 ms", "p90": "p90 ms", "p99": "p99 ms", "cv": "CV", "cold": "cold ms",
-    "throughput": "best img/s (batch)", "top1": "top-1", "agreement": "agree", "drop": "Δtop-1 pts [95% CI]",
+    "throughput": "max img/s (bs)", "top1": "top-1", "agreement": "agree", "drop": "Δtop-1 pts [95% CI]",
     "rss": "peak RSS MB",
 }
 IDENTITY = ("key", "artifact", "model", "runtime", "device", "precision", "status", "reason")

@@ -1,4 +1,10 @@
-"""The bench report as a rich table for the terminal (same columns as the Markdown table)."""
+"""The bench report as a rich table for the terminal (the columns of the Markdown table).
+
+On a narrow terminal the least essential columns go first (cold start, peak
+RSS, p99, the paired drop, agreement), so the table never collapses into
+ellipses; the artifact column is left out when there is one artifact (the
+caption names it). Everything dropped is still in the JSON, CSV and Markdown.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +17,41 @@ from edgekit.report.formats import COLUMNS, header_lines, report_notes, summary_
 
 _STATUS_STYLE = {"ok": "green", "unsupported": "yellow", "skipped": "dim", "error": "bold red"}
 _LEFT = ("artifact", "runtime", "precision", "status")
+#: dropped in this order when the terminal is too narrow
+_OPTIONAL = ("cold", "rss", "p99", "drop", "agreement", "p50")
 
 
-def bench_table(report: BenchReport) -> Table:
-    """One row per result; skipped and unsupported rows point to a numbered note."""
+def _columns(report: BenchReport, rows: list[dict[str, str]], width: int | None) -> list[str]:
+    cols = [k for k in COLUMNS if not (k == "artifact" and len(report.artifacts) <= 1)]
+
+    def need(keys: list[str]) -> int:
+        return sum(max([len(COLUMNS[k])] + [len(r[k]) for r in rows]) + 3 for k in keys) + 1
+
+    for k in _OPTIONAL:
+        if width is None or need(cols) <= width:
+            break
+        cols.remove(k)
+    return cols
+
+
+def bench_table(report: BenchReport, *, width: int | None = None) -> Table:
+    """One row per result; skipped and unsupported rows point to a numbered note.
+
+    ``width``: the terminal width, to leave out optional columns that would not fit.
+    """
+    rows = summary_rows(report)
+    cols = _columns(report, rows, width)
     table = Table(title=f"edgekit bench: {escape(report.target_name)}", title_justify="left",
                   caption="\n".join(escape(x) for x in header_lines(report)), caption_justify="left")
-    for key, header in COLUMNS.items():
-        table.add_column(header, justify="left" if key in _LEFT else "right",
-                         no_wrap=key not in ("artifact", "drop"))
-    for r, row in zip(report.results, summary_rows(report)):
-        cells = [Text(row[k]) for k in COLUMNS]
-        cells[list(COLUMNS).index("status")].stylize(_STATUS_STYLE.get(r.status, ""))
-        if r.unstable:
-            cells[list(COLUMNS).index("cv")].stylize("yellow")
+    for key in cols:
+        table.add_column(COLUMNS[key], justify="left" if key in _LEFT else "right",
+                         no_wrap=key not in ("artifact", "drop"),
+                         min_width=max(len(r[key]) for r in rows) if key in ("precision", "status") and rows else None)
+    for r, row in zip(report.results, rows):
+        cells = [Text(row[k]) for k in cols]
+        cells[cols.index("status")].stylize(_STATUS_STYLE.get(r.status, ""))
+        if r.unstable and "cv" in cols:
+            cells[cols.index("cv")].stylize("yellow")
         table.add_row(*cells, style="dim" if r.status == "skipped" else None)
     return table
 
