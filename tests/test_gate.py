@@ -488,7 +488,8 @@ def test_against_compares_int8_with_the_fp32_baseline_row():
     acc = check(res, "accuracy", "mobilenetv3/onnxruntime:cpu/int8 vs mobilenetv3/onnxruntime:cpu/fp32")
     assert acc.details["lost"] == 2 and acc.details["gained"] == 2 and acc.outcome == "pass"
     assert check(res, "latency.p50").outcome == "improved"
-    assert check(res, "status", "mobilenetv3/onnxruntime:cpu/fp16 vs mobilenetv3/onnxruntime:cpu/fp32").outcome == "info"
+    fp16_row = "mobilenetv3/onnxruntime:cpu/fp16 vs mobilenetv3/onnxruntime:cpu/fp32"
+    assert check(res, "status", fp16_row).outcome == "info"
     # without --against the INT8 row has no baseline row of its id: only reported, and the FP32 row is missing
     plain = run_gate(report(good), base, options=GateOptions(max_top1_drop_pts=1.0))
     assert not plain.passed and check(plain, "present", "mobilenetv3/onnxruntime:cpu/fp32").outcome == "fail"

@@ -160,6 +160,15 @@ class TestConfig:
         with pytest.raises(UsageError, match="not valid TOML"):
             load_pipeline(path)
 
+    def test_bad_target_or_runtime_fails_before_any_step(self, tmp_path: Path) -> None:
+        path = write(tmp_path, TINY)
+        r = CliRunner().invoke(cli, ["run", str(path), "--target", "jetsn-orin", "--cache-dir", str(tmp_path / "c")])
+        assert r.exit_code == 2 and "jetsn-orin" in r.output
+        path = write(tmp_path, TINY.replace('runtimes = ["onnxruntime"]', 'runtimes = ["onnxrutime"]'))
+        r = CliRunner().invoke(cli, ["run", str(path), "--cache-dir", str(tmp_path / "c")])
+        assert r.exit_code == 2 and "onnxrutime" in r.output
+        assert not (tmp_path / "c").exists()  # nothing ran
+
     def test_cli_bad_file_exit_2(self, tmp_path: Path) -> None:
         path = write(tmp_path, "[pipeline]\nname='t'\n[[model]]\nname='m'\n[[recipe]]\nname='x'\nprune={ratio=2}\n")
         r = CliRunner().invoke(cli, ["run", str(path), "--dry-run"])
@@ -285,6 +294,16 @@ class TestRunGate:
         checks = check_run(report, GateSettings(max_top1_drop=1.0, min_agreement=0.97))
         assert {c.name: c.outcome for c in checks} == {"accuracy": "fail", "agreement": "fail"}
         assert check_run(report, GateSettings()) == []
+
+    def test_a_failed_paired_verdict_survives_the_results_file(self, tmp_path: Path) -> None:
+        # PairedComparison is falsy unless it passes: the report must not drop a failing one
+        from edgekit.bench.results import load_report, write_report
+
+        report = _report(fp32_wrong=100, cand_wrong=60)
+        back = load_report(write_report(report, tmp_path / "r.json"))
+        (cand,) = [r for r in back.results if r.precision == "int8"]
+        assert cand.paired is not None and cand.paired.verdict == "fail"
+        assert cand.metrics()["accuracy_verdict"] == "fail" and cand.metrics()["top1_drop_pts"] > 5
 
     def test_a_row_that_errored_fails(self) -> None:
         from edgekit.pipeline.config import GateSettings

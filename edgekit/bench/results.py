@@ -148,12 +148,12 @@ class BenchResult:
         for k in ("n", "top1", "top5", "macro_precision", "macro_recall", "macro_f1", "agreement"):
             m[k if k != "n" else "accuracy_n"] = getattr(a, k) if a else None
         p = self.paired
-        m["top1_drop_pts"] = p.drop_pts if p else None
-        m["top1_drop_ci_low_pts"] = p.ci_pts[0] if p else None
-        m["top1_drop_ci_high_pts"] = p.ci_pts[1] if p else None
-        m["disagreements"] = p.disagreements if p else None
-        m["mcnemar_p"] = p.mcnemar_p if p else None
-        m["accuracy_verdict"] = p.verdict if p else None
+        m["top1_drop_pts"] = p.drop_pts if p is not None else None
+        m["top1_drop_ci_low_pts"] = p.ci_pts[0] if p is not None else None
+        m["top1_drop_ci_high_pts"] = p.ci_pts[1] if p is not None else None
+        m["disagreements"] = p.disagreements if p is not None else None
+        m["mcnemar_p"] = p.mcnemar_p if p is not None else None
+        m["accuracy_verdict"] = p.verdict if p is not None else None
         return m
 
     def to_json(self, *, artifact: ArtifactInfo | None = None, include_samples: bool = False) -> dict[str, Any]:
@@ -168,7 +168,7 @@ class BenchResult:
             "memory": self.memory.to_json() if self.memory else None,
             "accuracy": self.accuracy.to_json() if self.accuracy else None,
             "accuracy_skipped": self.accuracy_skipped, "reference": self.reference,
-            "paired": self.paired.to_json() if self.paired else None,
+            "paired": self.paired.to_json() if self.paired is not None else None,
             "warnings": list(self.warnings),
             "metrics": self.metrics(artifact),
         }

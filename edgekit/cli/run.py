@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ class RichRunProgress(RunProgress):
 
         self._progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=ui.stderr)
-        self._overall = self._progress.add_task(title, total=total_steps + 1, info="")
+        self._total = total_steps + 1
+        self._overall = self._progress.add_task(title, total=self._total, info="")
         self._sub: Any = None
         self._label = ""
 
@@ -36,13 +38,16 @@ class RichRunProgress(RunProgress):
             self._progress.remove_task(self._sub)
         self._sub = self._progress.add_task(description, total=total, info="")
 
+    def _log(self, text: str) -> None:
+        self._progress.console.print(f"[{time.strftime('%H:%M:%S')}] {text}", markup=False, highlight=False)
+
     def message(self, text: str) -> None:
-        self._progress.console.log(f"{self._label}: {text}" if self._label else text, markup=False, highlight=False)
+        self._log(f"{self._label}: {text}" if self._label else text)
 
     def step_start(self, index: int, total: int, step: Any, action: str) -> None:
         self._label = f"{step.kind} {step.label}"
         self._progress.update(self._overall, info=f"[{index}/{total}] {self._label}")
-        self._progress.console.log(f"[{index}/{total}] {self._label}: {action}", markup=False, highlight=False)
+        self._log(f"[{index}/{total}] {self._label}: {action}")
 
     def step_end(self, outcome: Any) -> None:
         self._progress.advance(self._overall)
@@ -69,6 +74,8 @@ class RichRunProgress(RunProgress):
             self._progress.update(self._overall, info="bench")
             self._new_sub("  bench", 1.0)
         self._progress.update(self._sub, completed=fraction, info=what)
+        if fraction >= 1.0:
+            self._progress.update(self._overall, completed=self._total, info="reports")
 
 
 @click.command("run")
@@ -120,7 +127,8 @@ def run_cmd(pipeline_file: Path | None, target: str | None, force: bool, dry_run
     if as_json:
         ui.print_json({"steps": [o.to_json() for o in result.outcomes], "reports": result.report_paths,
                        "history_run_id": result.history_run_id, "gate_passed": result.passed,
-                       "checks": [c.to_json() for c in result.checks], "seconds": result.seconds})
+                       "checks": [c.to_json() for c in result.checks], "seconds": result.seconds,
+                       "timings": result.timings, "artifacts": [str(p) for p in result.artifacts]})
     else:
         _print_result(result)
     if not result.passed:
@@ -158,13 +166,13 @@ def _dry_run(pipeline: Any, target: str | None, force: bool, cache_dir: Path | N
 def _print_result(result: Any) -> None:
     out = ui.stdout
     for o in result.outcomes:
-        out.print(f"  {o.kind:<9} {o.label:<40} {o.status:<7} {o.seconds:7.1f} s"
+        out.print(f"  {o.kind:<9} {o.label:<40} {o.status:<7} {o.seconds:7.1f} s {o.cpu_seconds:7.1f} CPU-s"
                   + (f"  ({o.note})" if o.note else ""), markup=False, highlight=False)
     from edgekit.bench.results import load_report
-    from edgekit.report.table import bench_notes, bench_table
+    from edgekit.report.table import bench_notes
 
     report = load_report(result.results_path)
-    out.print(bench_table(report))
+    out.print(_summary_table(report))
     for note in bench_notes(report):
         out.print(note, markup=False, highlight=False)
     if result.checks:
@@ -177,4 +185,26 @@ def _print_result(result: Any) -> None:
                   markup=False, highlight=False)
     for k, v in result.report_paths.items():
         out.print(f"{k}: {v}", markup=False, highlight=False)
-    out.print(f"took {result.seconds:.1f} s", markup=False, highlight=False)
+    tm = result.timings
+    out.print(f"took {result.seconds:.1f} s ({tm.get('cpu_seconds', 0):.1f} CPU-s): steps "
+              f"{tm.get('steps_seconds', 0):.1f} s, bench {tm.get('bench_seconds', 0):.1f} s", markup=False,
+              highlight=False)
+
+
+#: the columns of the run's terminal summary (the full table is in report.md / report.html)
+_SUMMARY = ("artifact", "runtime", "precision", "status", "p50", "throughput", "top1", "agreement", "drop")
+
+
+def _summary_table(report: Any) -> Any:
+    """A narrow table that fits a terminal: who ran what, p50, throughput, accuracy and the paired drop."""
+    from rich.table import Table
+
+    from edgekit.report.formats import COLUMNS, summary_rows
+
+    t = Table(title=f"edgekit run: bench on {report.target_name} (full table: report.md, report.html)",
+              title_justify="left")
+    for key in _SUMMARY:
+        t.add_column(COLUMNS[key], justify="left" if key in _SUMMARY[:4] else "right", overflow="fold")
+    for row in summary_rows(report):
+        t.add_row(*(row[k] for k in _SUMMARY))
+    return t

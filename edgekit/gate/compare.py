@@ -265,7 +265,8 @@ def _compare_row(b: BaselineRow, cur: BenchResult, opts: GateOptions, hw: str | 
     if not cur.ok and opts.against is not None and cur.status != "error":
         return RowComparison(row=rid, state="compared", checks=(Check(
             row=rid, name="status", outcome="info", passed=True,
-            message=f"{rid}: the results row is {cur.status} ({cur.reason or 'no reason given'}): nothing to compare"),))
+            message=f"{rid}: the results row is {cur.status} ({cur.reason or 'no reason given'}): "
+                    "nothing to compare"),))
     if not cur.ok:
         return RowComparison(row=rid, state="compared", checks=(Check(
             row=rid, name="status", outcome="fail", passed=False,

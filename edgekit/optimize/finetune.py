@@ -215,6 +215,12 @@ def finetune(
             f"held-out {len(data.heldout)}, {cfg.epochs} epoch(s), {threads} thread(s)"
         )
         record = train(model, loaders, config=cfg, progress=bar)
+    chance = 1.0 / len(classes)
+    if record.heldout_top1 <= 1.5 * chance:
+        log.warning(
+            "%s did not learn: held-out top-1 %.1f%% is at chance (%.1f%%); try a lower --lr than %g, "
+            "more epochs, or pretrained weights", entry.name, 100 * record.heldout_top1, 100 * chance, cfg.lr,
+        )
     for p in model.parameters():
         p.requires_grad_(True)
     recipe = {

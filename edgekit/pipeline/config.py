@@ -172,7 +172,8 @@ QUANTIZE_KEYS = {
     "max_iterations": _POS_INT,
 }
 PRUNE_KEYS = {
-    "ratio": _rule(_NUM, lambda v: 0 < v < 1, "in (0, 1)"), "round_to": _rule(int, lambda v: 1 <= v <= 256, "in [1, 256]"),
+    "ratio": _rule(_NUM, lambda v: 0 < v < 1, "in (0, 1)"),
+    "round_to": _rule(int, lambda v: 1 <= v <= 256, "in [1, 256]"),
     "global_pruning": _BOOL, "finetune_epochs": _rule(int, _nonneg, ">= 0"), "distill": _BOOL, "lr": _POS_NUM,
     "batch_size": _rule(int, lambda v: v >= 2, ">= 2"), "train_limit": _POS_INT,
     "min_gain": _rule(_NUM, lambda v: 0 <= v < 1, "in [0, 1)"), "bench_rounds": _rule(int, _nonneg, ">= 0"),

@@ -77,6 +77,7 @@ class StepOutcome:
     status: str  # "cached" | "ran"
     seconds: float
     note: str | None = None  # why a cached entry was not used
+    cpu_seconds: float = 0.0  # process CPU time, all threads (the steadier cost on a shared machine)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -92,6 +93,8 @@ class RunResult:
     checks: tuple[RunCheck, ...] = ()
     seconds: float = 0.0
     artifacts: tuple[Path, ...] = ()  # the published copies, in plan.artifacts order
+    #: wall and CPU seconds of the phases: steps, bench, reports (and the total)
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -168,6 +171,16 @@ def publish_artifacts(plan: Plan, done: dict[str, Artifact], output: Path) -> li
     return paths
 
 
+def preflight(plan: Plan) -> None:
+    """Check what the bench will need before any step runs: the target, the runtimes named, the precisions."""
+    from edgekit.bench.plan import check_precisions, select_runtimes
+    from edgekit.core.targets import load_target
+
+    target = load_target(plan.target)
+    select_runtimes(target, plan.pipeline.bench.runtimes)
+    check_precisions(plan.pipeline.bench.precisions)
+
+
 def _bench(plan: Plan, pipeline: Pipeline, artifacts: list[Path], *, threads: int | None,
            progress: RunProgress) -> Any:
     from edgekit.bench.runner import BenchOptions, run_bench
@@ -207,7 +220,7 @@ def run_pipeline(
     progress: RunProgress | Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run every step (cache hits are skipped), bench every artifact, write the reports, check ``[gate]``."""
-    t_start = time.perf_counter_ns()
+    t_start, c_start = time.perf_counter_ns(), time.process_time_ns()
     bar = progress if isinstance(progress, RunProgress) else RunProgress(progress)
     if threads is not None and (isinstance(threads, bool) or threads < 1):
         raise UsageError(f"--threads must be >= 1, got {threads}")
@@ -215,12 +228,13 @@ def run_pipeline(
     for stale in cache.sweep():
         log.info("removed %s, left by an interrupted run", stale)
     plan = make_plan(pipeline, cache, target=target, threads=threads)
+    preflight(plan)
     outcomes: list[StepOutcome] = []
     done: dict[str, Artifact] = {}
     from edgekit.core.manifest import load_artifact
 
     for i, step in enumerate(plan.steps, 1):
-        t0 = time.perf_counter_ns()
+        t0, c0 = time.perf_counter_ns(), time.process_time_ns()
         art, note = _cached(cache, step, done)
         if art is not None:
             bar.step_start(i, len(plan.steps), step, "cached")
@@ -233,14 +247,16 @@ def run_pipeline(
             status = "ran"
         done[step.key] = art
         outcome = StepOutcome(step.label, step.kind, step.key, str(step.path), status,
-                              (time.perf_counter_ns() - t0) / 1e9, note)
+                              (time.perf_counter_ns() - t0) / 1e9, note, (time.process_time_ns() - c0) / 1e9)
         outcomes.append(outcome)
         bar.step_end(outcome)
 
     output.mkdir(parents=True, exist_ok=True)
     published = publish_artifacts(plan, done, output)
     bar.message(f"benchmarking {len(plan.artifacts)} artifact(s) on target {plan.target}")
+    t_bench, c_bench = time.perf_counter_ns(), time.process_time_ns()
     report = _bench(plan, pipeline, published, threads=threads, progress=bar)
+    t_bench, c_bench = time.perf_counter_ns() - t_bench, time.process_time_ns() - c_bench
     from edgekit.bench.results import write_report
 
     results = write_report(report, output / "results.json")
@@ -253,7 +269,11 @@ def run_pipeline(
 
         run_id = append_report(report, db=history_db)
     seconds = (time.perf_counter_ns() - t_start) / 1e9
-    result = RunResult(plan, tuple(outcomes), results, paths, run_id, checks, seconds, tuple(published))
+    timings = {"seconds": seconds, "cpu_seconds": (time.process_time_ns() - c_start) / 1e9,
+               "steps_seconds": sum(o.seconds for o in outcomes),
+               "steps_cpu_seconds": sum(o.cpu_seconds for o in outcomes),
+               "bench_seconds": t_bench / 1e9, "bench_cpu_seconds": c_bench / 1e9}
+    result = RunResult(plan, tuple(outcomes), results, paths, run_id, checks, seconds, tuple(published), timings)
     paths["run"] = str(_write_run_json(result, output))
     return result
 
@@ -281,6 +301,7 @@ def _write_run_json(result: RunResult, output: Path) -> Path:
                  "checks": [c.to_json() for c in result.checks]},
         "reports": dict(result.report_paths), "history_run_id": result.history_run_id,
         "seconds": round(result.seconds, 2),
+        "timings": {k: round(v, 2) for k, v in result.timings.items()},
     }
     return atomic_write_json(output / "run.json", doc)
 
@@ -290,6 +311,7 @@ def plan_only(pipeline: Pipeline, *, target: str | None = None, force: bool = Fa
     """The plan as rows: what would run and what is cached (``--dry-run``); nothing is written."""
     cache = StepCache(cache_root, force=force)
     plan = make_plan(pipeline, cache, target=target, threads=threads)
+    preflight(plan)
     rows = []
     done: dict[str, Artifact] = {}
     for s in plan.steps:
