@@ -416,7 +416,8 @@ def _ort_reference(artifact: Path, indices: np.ndarray) -> tuple[np.ndarray, np.
     ds = load_embedded(split="heldout")
     x = preload(ds, indices, m.preprocess)
     sess = ort.InferenceSession(str(artifact / "model.onnx"), providers=["CPUExecutionProvider"])
-    logits = np.concatenate([sess.run(None, {m.input.name: x[i:i + 50]})[0] for i in range(0, len(x), 50)])
+    step = m.input.shape[0] if isinstance(m.input.shape[0], int) else 50  # a static batch runs only its own
+    logits = np.concatenate([sess.run(None, {m.input.name: x[i:i + step]})[0] for i in range(0, len(x), step)])
     mapping = check_labels_match(ds.classes, m.labels, num_classes=m.num_classes)
     return logits, mapping[np.asarray(ds.labels)[indices]]
 
@@ -542,3 +543,20 @@ def test_model_is_exported_once_into_the_cache(tmp_path, monkeypatch):
     second = _bench(*args)
     assert second.exit_code == 0, second.output
     assert (cached / "model.onnx").stat().st_mtime_ns == mtime  # reused, not exported again
+
+
+def test_a_failing_paired_comparison_is_kept_in_json_and_metrics():
+    """PairedComparison is falsy unless it passes: the row must keep it whatever the verdict."""
+    from edgekit.bench.paired import compare_paired
+    from edgekit.bench.results import BenchResult
+
+    labels = np.arange(200) % 10
+    worse = np.where(np.arange(200) < 40, (labels + 1) % 10, labels)
+    paired = compare_paired(labels, worse, labels, budget_pts=1.0)
+    assert paired.verdict == "fail" and not paired
+    r = BenchResult(key="a/onnxruntime:CPU/int8", artifact="a", model="m", runtime="onnxruntime", device="CPU",
+                    precision="int8", status="ok", paired=paired, reference="a/onnxruntime:CPU/fp32")
+    d = r.to_json()
+    assert d["paired"]["verdict"] == "fail" and d["metrics"]["top1_drop_pts"] == pytest.approx(20.0)
+    assert d["metrics"]["accuracy_verdict"] == "fail"
+    assert BenchResult.from_json(d).paired.drop_pts == pytest.approx(20.0)

@@ -126,27 +126,27 @@ class BenchResult:
     def metrics(self, artifact: ArtifactInfo | None = None) -> dict[str, Any]:
         """Flat metric keys (latency in ms, fractions in [0, 1]); None where not measured."""
         m: dict[str, Any] = {"status": self.status, "executed_precision": self.executed_precision,
-                             "threads": self.runner.threads if self.runner else None, "load_ms": self.load_ms}
-        s = self.latency.stats if self.latency else None
+                             "threads": self.runner.threads if self.runner is not None else None, "load_ms": self.load_ms}
+        s = self.latency.stats if self.latency is not None else None
         for k in ("n", "mean", "std", "cv", "min", "p50", "p90", "p95", "p99", "max", "p90_upper"):
-            m[f"latency_{k}" + ("" if k in ("n", "cv") else "_ms")] = getattr(s, k) if s else None
-        m["latency_unstable"] = s.unstable if s else None
-        m["cold_ms"] = self.latency.cold_ms if self.latency else None
-        m["latency_throughput_sps"] = self.latency.throughput if self.latency else None
-        best = self.throughput.best if self.throughput else None
-        m["throughput_best_sps"] = best.samples_per_s if best else None
-        m["throughput_best_batch"] = best.batch_size if best else None
-        for p in self.throughput.points if self.throughput else ():
+            m[f"latency_{k}" + ("" if k in ("n", "cv") else "_ms")] = getattr(s, k) if s is not None else None
+        m["latency_unstable"] = s.unstable if s is not None else None
+        m["cold_ms"] = self.latency.cold_ms if self.latency is not None else None
+        m["latency_throughput_sps"] = self.latency.throughput if self.latency is not None else None
+        best = self.throughput.best if self.throughput is not None else None
+        m["throughput_best_sps"] = best.samples_per_s if best is not None else None
+        m["throughput_best_batch"] = best.batch_size if best is not None else None
+        for p in self.throughput.points if self.throughput is not None else ():
             m[f"throughput_b{p.batch_size}_sps"] = p.samples_per_s
         mem = self.memory
-        m["peak_rss_mb"] = mem.peak_rss_mb if mem else None
-        m["peak_rss_increase_mb"] = mem.peak_increase_mb if mem else None
+        m["peak_rss_mb"] = mem.peak_rss_mb if mem is not None else None
+        m["peak_rss_increase_mb"] = mem.peak_increase_mb if mem is not None else None
         if artifact is not None:
             m["model_size_mb"] = artifact.size_bytes / _MB
             m["params"], m["macs"] = artifact.params, artifact.macs
         a = self.accuracy
         for k in ("n", "top1", "top5", "macro_precision", "macro_recall", "macro_f1", "agreement"):
-            m[k if k != "n" else "accuracy_n"] = getattr(a, k) if a else None
+            m[k if k != "n" else "accuracy_n"] = getattr(a, k) if a is not None else None
         p = self.paired
         m["top1_drop_pts"] = p.drop_pts if p is not None else None
         m["top1_drop_ci_low_pts"] = p.ci_pts[0] if p is not None else None
@@ -161,12 +161,12 @@ class BenchResult:
             "key": self.key, "artifact": self.artifact, "model": self.model, "runtime": self.runtime,
             "device": self.device, "precision": self.precision, "status": self.status, "reason": self.reason,
             "executed_precision": self.executed_precision,
-            "runner": self.runner.to_json() if self.runner else None, "load_ms": self.load_ms,
-            "latency": self.latency.to_json(include_samples=include_samples) if self.latency else None,
+            "runner": self.runner.to_json() if self.runner is not None else None, "load_ms": self.load_ms,
+            "latency": self.latency.to_json(include_samples=include_samples) if self.latency is not None else None,
             "latency_skipped": self.latency_skipped,
-            "throughput": self.throughput.to_json() if self.throughput else None,
-            "memory": self.memory.to_json() if self.memory else None,
-            "accuracy": self.accuracy.to_json() if self.accuracy else None,
+            "throughput": self.throughput.to_json() if self.throughput is not None else None,
+            "memory": self.memory.to_json() if self.memory is not None else None,
+            "accuracy": self.accuracy.to_json() if self.accuracy is not None else None,
             "accuracy_skipped": self.accuracy_skipped, "reference": self.reference,
             "paired": self.paired.to_json() if self.paired is not None else None,
             "warnings": list(self.warnings),

@@ -43,6 +43,8 @@ EMBEDDED_IMG_SIZE = 48
 LR_SCRATCH = 5e-3
 LR_PRETRAINED = 1e-3
 LR_HEAD_ONLY = 5e-3
+#: from scratch without any normalization layer (SqueezeNet): 5e-3 leaves it stuck at chance
+LR_SCRATCH_NO_NORM = 1e-3
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,8 @@ def finetune(
         base = transfer.build_base(entry, options.weights, img_size=size, num_classes=len(classes))
         if options.unfreeze_from is not None:
             transfer.check_stage(base.model, entry, options.unfreeze_from)  # before the slow data step
+        if options.lr is None and base.weights.random_init and not transfer.has_normalization(base.model):
+            cfg = replace(cfg, lr=LR_SCRATCH_NO_NORM)
         bar.message(f"reading and caching {options.data or 'embedded'} at {size}x{size}")
         data = prepare(options.data, spec, val_split=options.val_split, seed=options.seed,
                        train_limit=options.train_limit)

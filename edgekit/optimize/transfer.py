@@ -161,6 +161,13 @@ def replace_head(model: Any, entry: ModelEntry, num_classes: int) -> None:
         model.num_classes = num_classes
 
 
+def has_normalization(model: Any) -> bool:
+    """True when the model has a BatchNorm, LayerNorm or GroupNorm layer (SqueezeNet has none)."""
+    torch = require("torch")
+    norms = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm, torch.nn.GroupNorm)
+    return any(isinstance(m, norms) or "Norm" in type(m).__name__ for m in model.modules())
+
+
 def stage_names(model: Any) -> list[str]:
     """Names accepted by ``--unfreeze-from``, in registration order."""
     torch = require("torch")
