@@ -169,7 +169,11 @@ def test_results_json_round_trips(report, tmp_path):
 
 
 @pytest.mark.parametrize("damage, error, words", [
+    (lambda t: t[: len(t) // 3], ArtifactError, "not valid JSON (truncated?)"),
     (lambda t: t[: len(t) // 2], ArtifactError, "not valid JSON (truncated?)"),
+    (lambda t: t[: 2 * len(t) // 3], ArtifactError, "not valid JSON (truncated?)"),
+    (lambda t: t.rstrip()[:-1], ArtifactError, "not valid JSON (truncated?)"),
+    (lambda t: t.replace("{", "{,", 1), ArtifactError, "not valid JSON: "),
     (lambda t: "", ArtifactError, "is empty"),
     (lambda t: t.replace('"schema_version": 1', '"schema_version": 99', 1), UsageError, "newer than this edgekit"),
     (lambda t: t.replace('"edgekit.bench"', '"something.else"', 1), ArtifactError, "not an edgekit bench results"),

@@ -169,7 +169,8 @@ def test_checkpoint_reloads_without_pickle_and_gives_identical_logits(tmp_path):
     loaded = load_model(get_model(MODEL), res.checkpoint)
     assert loaded.num_classes == 10 and loaded.weights.origin == "path"
     spec = load_artifact(res.artifact).manifest.preprocess
-    x = torch.from_numpy(build_cache(load_embedded(split="heldout"), np.arange(0, 2000, 250), spec).normalized(range(8)))
+    cache = build_cache(load_embedded(split="heldout"), np.arange(0, 2000, 250), spec)
+    x = torch.from_numpy(cache.normalized(range(8)))
     with torch.no_grad():
         assert torch.equal(loaded.model(x), res.model_object.eval()(x))
         again = load_finetuned(res.artifact)

@@ -284,6 +284,26 @@ class BenchReport:
                                 hint="re-run 'edgekit bench -o FILE'") from None
 
 
+def _unclosed(text: str) -> bool:
+    """True when the text ends inside a string or with brackets left open: a cut-off JSON document."""
+    depth, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+    return in_string or depth > 0
+
+
 def load_report(path: str | os.PathLike[str]) -> BenchReport:
     """Read a results file written by :func:`write_report` (or ``edgekit bench -o``)."""
     p = Path(path)
@@ -298,7 +318,7 @@ def load_report(path: str | os.PathLike[str]) -> BenchReport:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        truncated = " (truncated?)" if e.pos >= len(text.rstrip()) - 1 else ""
+        truncated = " (truncated?)" if _unclosed(text) else ""
         raise ArtifactError(f"results file {p} is not valid JSON{truncated}: {e.msg} at line {e.lineno} "
                             f"column {e.colno}", hint="re-run 'edgekit bench -o FILE'") from None
     return BenchReport.from_json(data, origin=str(p))

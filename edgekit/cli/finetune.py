@@ -79,7 +79,8 @@ class RichTrainProgress:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split, initialization and batches.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=None,
-              help="Peak AdamW learning rate [default: 5e-3 from scratch (1e-3 without normalization layers, e.g. SqueezeNet), 1e-3 pretrained, 5e-3 head only].")
+              help="Peak AdamW learning rate [default: 5e-3 from scratch (1e-3 without normalization layers, "
+              "e.g. SqueezeNet), 1e-3 pretrained, 5e-3 head only].")
 @click.option("--no-augment", is_flag=True, help="Train on the plain eval transform (no crop/shift/flip).")
 @click.option("--train-limit", type=int, default=None, help="Train on a stratified subset of N images (quick trials).")
 @click.option("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")

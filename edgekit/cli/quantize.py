@@ -94,6 +94,10 @@ def print_report(model: str, path: Path, q: dict[str, Any]) -> None:
             f"drop {pr['drop_pts']:+.2f} pts (95% CI [{lo:+.2f}, {hi:+.2f}]), {pr['disagreements']} disagreement(s), "
             f"McNemar p={pr['mcnemar_p']:.3g}")
     out(f"  {acc['statement']}")
+    if acc.get("flips"):
+        out(f"  {acc['flips']} top-1 flip(s), all at FP32 top-1/top-2 margins <= {acc['fp32_margin_max_flipped']:.3g} "
+            f"(median margin {acc['fp32_margin_median']:.3g}; median per-image max-abs error "
+            f"{acc['median_image_max_abs']:.3g})")
     for r in q.get("runtimes", []):
         if r["status"] != "passed":
             out(f"  {r['runtime']:<12} {r['status']}: {r.get('reason', '')}")

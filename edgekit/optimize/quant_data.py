@@ -208,12 +208,20 @@ def compare(
             hint="nothing was written; try another --preset or --method",
         )
     diff = np.abs(ref.astype(np.float64) - cand.astype(np.float64))
-    agree = float(np.mean(ref.argmax(axis=1) == cand.argmax(axis=1)))
+    flips = ref.argmax(axis=1) != cand.argmax(axis=1)
+    agree = float(np.mean(~flips))
+    srt = np.sort(ref.astype(np.float64), axis=1)
+    margin = srt[:, -1] - srt[:, -2] if ref.shape[1] > 1 else np.full(len(ref), np.inf)
     out: dict[str, Any] = {
         "n": int(len(ref)),
         "top1_agreement": agree,
         "max_abs": float(diff.max()),
         "mean_abs": float(diff.mean()),
+        "median_image_max_abs": float(np.median(diff.max(axis=1))),
+        # how decided the FP32 model was where the candidate flipped: near ties flip first
+        "flips": int(flips.sum()),
+        "fp32_margin_median": float(np.median(margin)),
+        "fp32_margin_max_flipped": float(margin[flips].max()) if flips.any() else None,
         "budget_pts": budget_pts,
         "budget_source": budget_source,
     }

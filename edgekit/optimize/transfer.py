@@ -94,7 +94,8 @@ def build_base(entry: ModelEntry, weights: str, *, img_size: int, num_classes: i
         raise UsageError(
             f"{entry.name} with ImageNet weights only runs at its training size {entry.preprocess.input_size[0]}, "
             f"not --img-size {img_size}",
-            hint=f"use --img-size {entry.preprocess.input_size[0]}, or --weights none to train from scratch at {img_size}",
+            hint=f"use --img-size {entry.preprocess.input_size[0]}, "
+            f"or --weights none to train from scratch at {img_size}",
         )
     raise UsageError(
         f"{entry.name} cannot run on {img_size}x{img_size} inputs: {error}",
