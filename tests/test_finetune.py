@@ -38,9 +38,10 @@ torch = pytest.importorskip("torch", reason="fine-tuning needs the 'torch' extra
 pytest.importorskip("onnxruntime", reason="the exported artifact is checked with the 'onnxruntime' extra")
 
 MODEL = "mobilenetv3_small_100"
-#: measured on the shared 2-core CI machine with the fixture's default config (see the report); margin below
-HELDOUT_FLOOR = 0.80
-TINY = {"epochs": 1, "img_size": 32, "train_limit": 64, "batch_size": 16, "threads": 1}
+#: the fixture's default config measured 88.2 % held-out top-1 (2,000 images, so +-0.7 % standard error):
+#: the floor leaves ~3 points for other CPUs' kernels
+HELDOUT_FLOOR = 0.85
+TINY = {"epochs": 1, "img_size": 32, "train_limit": 64, "batch_size": 16, "lr": 1e-3, "threads": 1}
 
 
 def _opts(tmp: Path, **kw):
@@ -157,15 +158,19 @@ def test_same_seed_gives_identical_weights_and_another_seed_does_not(tmp_path):
 
 @pytest.mark.slow
 def test_checkpoint_reloads_without_pickle_and_gives_identical_logits(tmp_path):
-    from edgekit.optimize.finetune import finetune, load_finetuned
+    from edgekit.optimize.finetune import checkpoint_metadata, finetune, load_finetuned
     from edgekit.zoo.weights import load_model
 
     res = finetune(_opts(tmp_path / "ft"))
     raw = res.checkpoint.read_bytes()
     (n,) = struct.unpack("<Q", raw[:8])
     header = json.loads(raw[8 : 8 + n])  # a safetensors file: a JSON header then raw tensors, no pickle
-    assert header["__metadata__"]["model"] == MODEL
-    assert json.loads(header["__metadata__"]["labels"]) == list(embedded_class_names())
+    assert sum(v["data_offsets"][1] - v["data_offsets"][0] for k, v in header.items() if k != "__metadata__") == (
+        len(raw) - 8 - n
+    )
+    meta = checkpoint_metadata(res.checkpoint)
+    assert meta == json.loads(header["__metadata__"]["edgekit"])
+    assert meta["model"] == MODEL and meta["labels"] == list(embedded_class_names()) and meta["img_size"] == 32
     loaded = load_model(get_model(MODEL), res.checkpoint)
     assert loaded.num_classes == 10 and loaded.weights.origin == "path"
     spec = load_artifact(res.artifact).manifest.preprocess
@@ -281,13 +286,35 @@ def test_a_model_sized_at_build_time_reloads_from_its_checkpoint(tmp_path):
     base = build_base(entry, "none", img_size=64, num_classes=10)
     assert base.build_kwargs == {"img_size": 64}
     path = tmp_path / "c.safetensors"
-    save_checkpoint(base.model, path, metadata={})
+    save_checkpoint(base.model, path)
     again = build_base(entry, str(path), img_size=64, num_classes=10)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(base.model.eval()(x), again.model(x))
     with pytest.raises(UsageError, match="cannot run on 40x40"):
         build_base(entry, "none", img_size=40, num_classes=10)
+
+
+@pytest.mark.parametrize(("name", "head"), [("squeezenet1_1", "classifier.1"), ("shufflenet_v2_x1_0", "fc"),
+                                            ("tv_mobilenet_v3_small", "classifier.3"), ("mobilenetv2_100", "classifier")])
+def test_new_head_and_freezing_for_timm_and_torchvision(name, head):
+    from edgekit.optimize.transfer import apply_freeze, head_name, replace_head, stage_names
+    from edgekit.zoo.builders import build_model
+
+    entry = get_model(name)
+    model = build_model(entry)  # 1000 ImageNet classes, as pretrained weights would be
+    replace_head(model, entry, 7)
+    assert head_name(entry) == head
+    with torch.no_grad():
+        assert model.eval()(torch.zeros(1, 3, 64, 64)).shape == (1, 7)
+    assert apply_freeze(model, entry, freeze_backbone=True, unfreeze_from=None) == f"head only ({head})"
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(head + ".") for n in trainable)
+    last = stage_names(model)[-1]
+    apply_freeze(model, entry, freeze_backbone=False, unfreeze_from=last)
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == {
+        n for n, _ in model.named_parameters() if n.startswith(last + ".")
+    }
 
 
 # -- command line --------------------------------------------------------------------------------
@@ -310,6 +337,30 @@ def test_cli_trains_a_folder_and_prints_json(tmp_path):
     m = load_artifact(out).manifest
     assert m.labels == ("Bear", "Bird", "Cat") and m.extra["dataset"]["heldout_ids"] == res["dataset"]["heldout_ids"]
     assert (out / "checkpoint.safetensors").is_file() and (out / "model.onnx").is_file()
+
+
+@pytest.mark.slow
+def test_cli_draws_epoch_bars_on_a_terminal_and_prints_the_table(tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from edgekit.cli import ui
+
+    term = io.StringIO()
+    monkeypatch.setattr(ui, "stderr", Console(file=term, force_terminal=True, width=120))
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["finetune", "-m", MODEL, "--weights", "none", "--epochs", "2", "--img-size", "32",
+                                 "--train-limit", "64", "--batch-size", "16", "--lr", "1e-3", "--threads", "1",
+                                 "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    bars = term.getvalue()
+    assert "epoch 1/2" in bars and "epoch 2/2 held-out" in bars and "exporting to ONNX" in bars
+    assert "held-out top-1" in r.output and r.output.count(" epoch ") == 2 and str(out) in r.output
+    quiet = CliRunner().invoke(cli, ["-q", "finetune", "-m", MODEL, "--weights", "none", "--epochs", "1",
+                                     "--img-size", "32", "--train-limit", "32", "--batch-size", "16", "--threads", "1",
+                                     "-o", str(tmp_path / "q")])
+    assert quiet.exit_code == 0 and "epoch 1/1" not in term.getvalue().replace(bars, "")
 
 
 @pytest.mark.parametrize(
@@ -345,7 +396,7 @@ def test_cli_empty_data_dir_and_unknown_stage(tmp_path):
     from edgekit.zoo.weights import load_model
 
     ckpt = tmp_path / "w.safetensors"
-    save_checkpoint(load_model(MODEL, "none", num_classes=10).model, ckpt, metadata={})
+    save_checkpoint(load_model(MODEL, "none", num_classes=10).model, ckpt)
     r = CliRunner().invoke(cli, ["finetune", "-m", MODEL, "--weights", str(ckpt), "--unfreeze-from", "block.5",
                                  "-o", str(tmp_path / "o2")])
     assert r.exit_code == 2, r.output
@@ -385,7 +436,8 @@ def test_result_json_and_record_round_trip(tmp_path):
     from edgekit.optimize.finetune import finetune
     from edgekit.optimize.train_loop import TrainRecord
 
-    res = finetune(_opts(tmp_path / "ft", epochs=2, select="last"))
+    res = finetune(_opts(tmp_path / "ft", model="squeezenet1_1", epochs=2, select="last", lr=None))
+    assert res.recipe["lr"] == 1e-3  # no normalization layer: the from-scratch default of 5e-3 stalls at chance
     d = json.loads(json.dumps(res.to_json()))
     assert d["selected_epoch"] == 2 and d["heldout_top1"] == res.record.epochs[-1].heldout_top1
     assert TrainRecord.from_json(d["training"]) == res.record

@@ -15,7 +15,9 @@ complete (it is assembled in a staging directory).
 
 from __future__ import annotations
 
+import json
 import logging
+import struct
 import tempfile
 import time
 from collections.abc import Callable
@@ -274,12 +276,26 @@ def _class_names(data: str | Path | None) -> tuple[str, ...]:
     return tuple(load_dataset(data).classes)
 
 
-def save_checkpoint(model: Any, path: Path, *, metadata: dict[str, str]) -> str:
-    """Write ``model.state_dict()`` as safetensors (no pickle); returns its sha256."""
+def save_checkpoint(model: Any, path: Path, *, metadata: dict[str, Any] | None = None) -> str:
+    """Write ``model.state_dict()`` as safetensors (no pickle); returns its sha256.
+
+    ``metadata`` is stored as one sorted-JSON string under the header key
+    ``edgekit``: safetensors writes several metadata keys in a random order,
+    which would make two identical trainings give files with different hashes.
+    """
     st = require("safetensors.torch", purpose="writing the fine-tuned checkpoint")
     sd = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    st.save_file(sd, str(path), metadata=metadata)
+    meta = {"edgekit": json.dumps(metadata or {}, sort_keys=True)}
+    st.save_file(sd, str(path), metadata=meta)
     return sha256_file(path)
+
+
+def checkpoint_metadata(path: str | Path) -> dict[str, Any]:
+    """The ``edgekit`` metadata of a checkpoint written by :func:`save_checkpoint` (header only)."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    return json.loads(header.get("__metadata__", {}).get("edgekit", "{}"))
 
 
 def _write_artifact(
@@ -294,16 +310,14 @@ def _write_artifact(
     recipe: dict[str, Any],
     bar: TrainProgress,
 ) -> Artifact:
-    import json
-
     from edgekit.export import ExportOptions, export_model
     from edgekit.zoo.weights import LoadedModel
 
     final_ckpt = Path(options.output).resolve() / CHECKPOINT_NAME
     with tempfile.TemporaryDirectory(prefix="edgekit-finetune-") as tmp:
         ckpt = Path(tmp) / CHECKPOINT_NAME
-        meta = {"model": entry.name, "labels": json.dumps(list(classes)), "img_size": str(spec.input_size[0]),
-                "build_kwargs": json.dumps(recipe["build_kwargs"]), "format": "pt"}
+        meta = {"model": entry.name, "labels": list(classes), "img_size": int(spec.input_size[0]),
+                "build_kwargs": recipe["build_kwargs"]}
         digest = save_checkpoint(model, ckpt, metadata=meta)
         weights = WeightsInfo(origin="path", source=str(final_ckpt), sha256=digest)
         lineage = ({
