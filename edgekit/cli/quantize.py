@@ -8,8 +8,7 @@ from typing import Any
 import click
 
 from edgekit.cli import ui
-
-PRESETS = ("auto", "default", "mobilenetv3", "efficientnet", "depthwise-float", "transformer")
+from edgekit.optimize.quant_presets import preset_names
 
 
 @click.command("quantize")
@@ -23,7 +22,7 @@ PRESETS = ("auto", "default", "mobilenetv3", "efficientnet", "depthwise-float", 
 @click.option("--for", "target", default=None, metavar="TARGET|RUNTIME",
               help="onnxruntime, openvino, tensorrt, or a target profile (its first runtime with the precision). "
                    "Sets the Q/DQ layout. Default: onnxruntime on this host.")
-@click.option("--preset", type=click.Choice(PRESETS), default="auto", show_default=True,
+@click.option("--preset", type=click.Choice(preset_names()), default="auto", show_default=True,
               help="Recipe (docs/quantization-presets.md); auto picks by the model family.")
 @click.option("--calib-size", type=int, default=300, show_default=True, help="Calibration images (at least 32).")
 @click.option("--max-drop", type=float, default=None, metavar="PTS",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,15 @@ NO_CALIB_HINT = (
     "random or synthetic calibration data silently ruins INT8 accuracy; give real images of the deployment "
     "domain: --calib DIR (<class>/<image> folders) or --calib embedded"
 )
+
+
+_SPLIT_SOURCE = re.compile(r"^([\w.-]+)(?::\w+)?#(\d+)$")
+
+
+def source_key(source: str) -> str:
+    """A sample's identity across splits: ``animals:train#00042`` and ``animals#00042`` are one image."""
+    m = _SPLIT_SOURCE.match(source)
+    return f"{m.group(1)}#{int(m.group(2))}" if m else source
 
 
 def _sha256_lines(items: list[str]) -> str:
@@ -142,8 +152,8 @@ def load_eval(
                 mapping = check_labels_match(ds.classes, manifest.labels, num_classes=manifest.num_classes)
             except DataError:
                 origin += "; its classes are not the model's: top-1 agreement only"
-    excl = set(exclude_sources)
-    overlap = [i for i in range(len(ds)) if excl and str(ds.source(i)) in excl]
+    excl = {source_key(s) for s in exclude_sources}
+    overlap = [i for i in range(len(ds)) if excl and source_key(str(ds.source(i))) in excl]
     idx = evaluation_indices(ds.labels, None if n is None or n >= len(ds) - len(overlap) else n, seed=seed,
                              exclude=np.asarray(overlap, dtype=np.int64) if overlap else None)
     if idx.size == 0:

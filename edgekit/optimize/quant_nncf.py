@@ -258,8 +258,36 @@ def quantize_nncf_onnx(
     return _recipe(kw, preset)
 
 
+_WEIGHT_PATH = ("Convert", "Subtract", "Multiply", "Reshape", "Transpose", "Unsqueeze")
+_INT_TYPES = ("i8", "u8", "i4", "u4")
+
+
+def _weight_kind(op: Any) -> str:
+    """What feeds a weighted op's second input, walked back through weight decompression (NNCF stores
+    quantized weights as an i8 Constant -> Convert -> [Subtract] -> Multiply) and FakeQuantize:
+    ``"int8"`` (an integer constant or a FakeQuantize), ``"float"`` (float constants only), or
+    ``"activation"`` (a computed tensor or a graph input: attention scores have no weight to quantize)."""
+    if op.get_input_size() < 2:
+        return "float"
+    frontier = [op.input(1).get_source_output().get_node()]
+    quantized = False
+    for _ in range(6):
+        nxt = []
+        for node in frontier:
+            t = node.get_type_name()
+            if t == "Constant":
+                quantized |= node.get_output_element_type(0).get_type_name() in _INT_TYPES
+            elif t in _WEIGHT_PATH or t == "FakeQuantize":
+                quantized |= t == "FakeQuantize"
+                nxt.extend(i.get_source_output().get_node() for i in node.inputs())
+            else:
+                return "activation"
+        frontier = nxt
+    return "int8" if quantized else "float"
+
+
 def ov_quant_report(model: Any) -> dict[str, Any]:
-    """Which weighted layers of an OpenVINO model run in INT8 (fed by a FakeQuantize) or float."""
+    """Which weighted layers of an OpenVINO model run in INT8 (quantized weights) or float."""
     quantized, floating = [], []
     fq = 0
     for op in model.get_ordered_ops():
@@ -268,6 +296,7 @@ def ov_quant_report(model: Any) -> dict[str, Any]:
             fq += 1
         if t not in OV_WEIGHTED:
             continue
-        src = op.input(0).get_source_output().get_node()
-        (quantized if src.get_type_name() == "FakeQuantize" else floating).append(op.get_friendly_name())
+        kind = _weight_kind(op)
+        if kind != "activation":
+            (quantized if kind == "int8" else floating).append(op.get_friendly_name())
     return {"fake_quantize": fq, "quantized_layers": len(quantized), "float_layers": floating}
