@@ -256,6 +256,9 @@ class OpenVINORunner(Runner):
             details["graph"] = self._graph.to_json()
         if self.batch is not None:
             details["static_batch"] = self.batch
+        layers = _runtime_layer_precisions(compiled)
+        if layers:
+            details["compute_layer_precisions"] = layers
         if self.cache_dir is not None:
             details["cache_dir"] = str(self.cache_dir)
         self._details = details
@@ -330,8 +333,11 @@ class OpenVINORunner(Runner):
         float_precision = EDGEKIT_PRECISION.get(self._read_precision, self._read_precision)
         details = dict(self._details)
         precision = float_precision
-        if self._graph is not None and self._graph.is_quantized:
-            # int8 layers run in int8; everything else in the float precision read back
+        layers = details.get("compute_layer_precisions")
+        quantized = (any(p in _INT8_TYPES for p in layers) if layers is not None
+                     else self._graph is not None and self._graph.is_quantized)
+        if quantized:
+            # what the compiled model says it executes: int8 layers in int8, the rest in the float precision
             precision = "int8"
             details["float_precision"] = float_precision
         threads = details.get("inference_num_threads")
@@ -347,3 +353,25 @@ class OpenVINORunner(Runner):
     def _infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         results = self._request.infer({name: np.ascontiguousarray(a) for name, a in feeds.items()})
         return {spec.name: np.array(results[port], copy=True) for spec, port in zip(self._outputs, self._out_ports)}
+
+
+_COMPUTE_LAYERS = ("Convolution", "GroupConvolution", "FullyConnected", "MatMul", "Deconvolution")
+_INT8_TYPES = ("u8", "i8")
+
+
+def _runtime_layer_precisions(compiled: Any) -> dict[str, int]:
+    """How many compute layers the compiled model executes in each precision (its runtime model's
+    ``runtimePrecision``), e.g. ``{"u8": 34, "f32": 20}``; empty when the device does not say."""
+    try:
+        ops = compiled.get_runtime_model().get_ordered_ops()
+    except (RuntimeError, AttributeError):
+        return {}
+    counts: dict[str, int] = {}
+    for op in ops:
+        info = op.get_rt_info()
+        if "layerType" not in info or "runtimePrecision" not in info:
+            continue
+        if info["layerType"].astype(str) in _COMPUTE_LAYERS:
+            prec = info["runtimePrecision"].astype(str)
+            counts[prec] = counts.get(prec, 0) + 1
+    return counts

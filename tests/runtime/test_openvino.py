@@ -181,3 +181,19 @@ def test_qdq_model_reports_int8_and_float_precision(tiny_qdq_onnx, tiny_inputs):
     assert info.details["float_precision"] == "fp32"
     assert info.details["graph"]["qdq_nodes"] == 4
     assert np.all(np.isfinite(out))
+    # the compiled model itself says which layers run in int8 (its runtime model)
+    layers = info.details["compute_layer_precisions"]
+    assert any(p in ("u8", "i8") for p in layers), layers
+
+
+def test_int8_ir_reports_int8_from_the_compiled_model(tiny_qdq_onnx, tiny_onnx, tmp_path):
+    """An IR carries no Q/DQ graph to read: the executed precision comes from the compiled model."""
+    core = ov.Core()
+    for src, name in ((tiny_qdq_onnx, "q.xml"), (tiny_onnx, "f.xml")):
+        ov.save_model(core.read_model(str(src)), str(tmp_path / name), compress_to_fp16=False)
+    with OpenVINORunner(tmp_path / "q.xml", precision="f32") as r:
+        q = r.info
+    with OpenVINORunner(tmp_path / "f.xml", precision="f32") as r:
+        f = r.info
+    assert q.details["model_format"] == "ir" and q.precision == "int8" and q.details["float_precision"] == "fp32"
+    assert f.precision == "fp32" and set(f.details["compute_layer_precisions"]) == {"f32"}
