@@ -30,7 +30,7 @@ from edgekit.build import openvino_ir, tensorrt_engine
 from edgekit.core.atomic import check_output_dir, staged_dir
 from edgekit.core.errors import MissingDependencyError, ParityError, UsageError
 from edgekit.core.lazy import available
-from edgekit.core.manifest import Artifact, Manifest, load_artifact
+from edgekit.core.manifest import Artifact, load_artifact
 from edgekit.core.specs import Precision, TensorSpec
 from edgekit.core.targets import RuntimeSpec, TargetProfile, load_target
 from edgekit.core.versions import tool_versions

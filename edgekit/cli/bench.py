@@ -126,7 +126,7 @@ def bench_cmd(artifacts: tuple[Path, ...], target: str, model: str | None, weigh
     if as_json:
         click.echo(report.to_json_text(), nl=False)
     else:
-        console = ui.stdout if ui.stdout.is_terminal else _wide_console()
+        console = ui.table_console()
         console.print(bench_table(report, width=console.width if console.is_terminal else None))
         for note in bench_notes(report):
             console.print(note, markup=False, highlight=False)
@@ -138,8 +138,3 @@ def bench_cmd(artifacts: tuple[Path, ...], target: str, model: str | None, weigh
         raise CheckFailed(f"{len(failed)} of {len(report.results)} benchmark rows failed: "
                           + "; ".join(f"{r.key}: {r.reason}" for r in failed[:3]))
 
-
-def _wide_console() -> Any:
-    from rich.console import Console
-
-    return Console(width=220, soft_wrap=True)

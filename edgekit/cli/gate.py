@@ -165,7 +165,7 @@ def _print(result: Any) -> None:
             continue
         verdict = ICONS.get(c.outcome, c.outcome) if c.passed else f"❌ {c.outcome}"
         t.add_row(c.row, c.name, _value(c, c.baseline), _value(c, c.current), _change(c), verdict)
-    console = ui.stdout
+    console = ui.table_console()
     console.print(t)
     for c in result.checks:
         if c.outcome not in ("pass", "info") or not c.passed:

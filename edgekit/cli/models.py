@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from edgekit.cli import ui
@@ -71,5 +70,5 @@ def models_cmd(pattern: str | None, as_json: bool) -> None:
     if as_json:
         ui.print_json([e.to_json() for e in entries])
         return
-    console = ui.stdout if ui.stdout.is_terminal else Console(width=200, soft_wrap=True)
+    console = ui.table_console()
     console.print(_table(entries))

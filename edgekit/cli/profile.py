@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -96,5 +95,5 @@ def profile_cmd(artifact: Path, batch: int, per_node: bool, as_json: bool) -> No
     if as_json:
         ui.print_json({"model": name, "path": str(model_path), **prof.to_json()})
         return
-    console = ui.stdout if ui.stdout.is_terminal else Console(width=160, soft_wrap=True)
+    console = ui.table_console()
     console.print(_table(prof, model_path, name))

@@ -70,7 +70,7 @@ def report_cmd(results: tuple[Path, ...], html_out: str | None, md_out: str | No
         for path in written:
             click.echo(f"wrote {path}", err=True)
         return
-    console = ui.stdout if ui.stdout.is_terminal else _wide_console()
+    console = ui.table_console()
     for rep in reports:
         console.print(bench_table(rep))
         for note in bench_notes(rep):
@@ -78,8 +78,3 @@ def report_cmd(results: tuple[Path, ...], html_out: str | None, md_out: str | No
     for path in written:
         console.print(f"wrote {path}", markup=False, highlight=False)
 
-
-def _wide_console():  # type: ignore[no-untyped-def]
-    from rich.console import Console
-
-    return Console(width=220, soft_wrap=True)

@@ -172,7 +172,7 @@ def _print_result(result: Any) -> None:
     from edgekit.report.table import bench_notes
 
     report = load_report(result.results_path)
-    out.print(_summary_table(report))
+    ui.table_console().print(_summary_table(report))
     for note in bench_notes(report):
         out.print(note, markup=False, highlight=False)
     if result.checks:

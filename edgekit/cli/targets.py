@@ -12,7 +12,7 @@ from edgekit.core.targets import TargetProfile, list_targets, load_target
 
 
 def _console() -> Console:
-    return ui.stdout if ui.stdout.is_terminal else Console(width=200, soft_wrap=True)
+    return ui.table_console()
 
 
 def _peak(t: TargetProfile) -> str:

@@ -18,6 +18,15 @@ from rich.console import Console
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
 
+#: the width tables are laid out at when stdout is not a terminal (a log file, CI): rich's 80 columns would
+#: fold every cell of a wide table
+LOG_WIDTH = 200
+
+
+def table_console() -> Console:
+    """Where to print a wide table: stdout on a terminal (its own width), else a LOG_WIDTH console."""
+    return stdout if stdout.is_terminal else Console(width=LOG_WIDTH, soft_wrap=True)
+
 
 def state() -> dict[str, Any]:
     ctx = click.get_current_context(silent=True)
