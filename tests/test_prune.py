@@ -29,7 +29,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgekit.cli.main import cli
-from edgekit.core.errors import ArtifactError, UsageError
+from edgekit.core.errors import ArtifactError
 from edgekit.core.manifest import MANIFEST_NAME, Manifest, load_artifact
 from edgekit.optimize.prune_bench import FASTER, NO_GAIN, NOT_MEASURED, SLOWER, verdict_from_ratios
 from edgekit.optimize.prune_structure import rounded_prune_count

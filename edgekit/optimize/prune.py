@@ -293,7 +293,8 @@ def _save_and_reload(model: Any, src: prune_source.Source, report: StructureRepo
     diff = float((a - b).abs().max())
     if diff > 1e-4:  # pragma: no cover - a rebuild bug, not a user error
         raise RuntimeError(f"the pruned model rebuilt from its files differs from the pruned model (max |diff| {diff})")
-    return reloaded, diff, {pc.CHECKPOINT_NAME: directory / pc.CHECKPOINT_NAME, pc.CONFIG_NAME: directory / pc.CONFIG_NAME}
+    files = {name: directory / name for name in (pc.CHECKPOINT_NAME, pc.CONFIG_NAME)}
+    return reloaded, diff, files
 
 
 def _export_and_measure(options: PruneOptions, src: prune_source.Source, reloaded: Any, report: StructureReport,
@@ -325,7 +326,8 @@ def _export_and_measure(options: PruneOptions, src: prune_source.Source, reloade
     }
     extra: dict[str, Any] = {
         "checkpoint": {"file": CHECKPOINT_NAME, "sha256": ck_sha, "format": "safetensors",
-                       "architecture": f"pruned: rebuild with {CONFIG_NAME} (edgekit.optimize.prune_config.load_pruned)"},
+                       "architecture": f"pruned: rebuild with {CONFIG_NAME} "
+                                       "(edgekit.optimize.prune_config.load_pruned)"},
         "prune_config": {"file": CONFIG_NAME, "sha256": cfg_sha, "build_kwargs": dict(src.build_kwargs)},
         "build_kwargs": dict(src.build_kwargs),
     }

@@ -57,7 +57,9 @@ def channel_config(
     }
 
 
-def save_pruned(model: Any, config: dict[str, Any], directory: Path, *, metadata: dict[str, str] | None = None) -> dict[str, str]:
+def save_pruned(
+    model: Any, config: dict[str, Any], directory: Path, *, metadata: dict[str, str] | None = None
+) -> dict[str, str]:
     """Write ``checkpoint.safetensors`` and ``prune_config.json`` into ``directory``; returns their sha256."""
     st = require("safetensors.torch", purpose="writing the pruned checkpoint")
     directory.mkdir(parents=True, exist_ok=True)
@@ -109,8 +111,10 @@ def rebuild(config: dict[str, Any]) -> Any:
         try:
             mod = model.get_submodule(name)
         except AttributeError:
-            raise ArtifactError(f"the channel configuration names {name!r}, which {entry.name} does not have",
-                                hint="the artifact was made with another model layout (timm/torchvision version)") from None
+            raise ArtifactError(
+                f"the channel configuration names {name!r}, which {entry.name} does not have",
+                hint="the artifact was made with another model layout (timm/torchvision version)",
+            ) from None
         kind = spec.get("type") if isinstance(spec, dict) else None
         if kind != type(mod).__name__:
             raise ArtifactError(f"channel configuration: {name} is a {type(mod).__name__}, the file says {kind}")
@@ -125,7 +129,8 @@ def rebuild(config: dict[str, Any]) -> Any:
         for pname, p in list(mod.named_parameters(recurse=False)):
             shape = tensors.get(prefix + pname)
             if shape is not None and list(p.shape) != list(shape):
-                setattr(mod, pname, torch.nn.Parameter(torch.empty(shape, dtype=p.dtype), requires_grad=p.requires_grad))
+                new = torch.nn.Parameter(torch.empty(shape, dtype=p.dtype), requires_grad=p.requires_grad)
+                setattr(mod, pname, new)
         for bname, b in list(mod.named_buffers(recurse=False)):
             shape = tensors.get(prefix + bname)
             if b is not None and shape is not None and list(b.shape) != list(shape):

@@ -152,7 +152,8 @@ def snapshot(model: Any) -> dict[str, tuple[str, dict[str, Any], dict[str, tuple
         attrs = channel_attrs(mod)
         if not attrs:
             continue
-        shapes = {n: tuple(t.shape) for n, t in (*mod.named_parameters(recurse=False), *mod.named_buffers(recurse=False))}
+        own = (*mod.named_parameters(recurse=False), *mod.named_buffers(recurse=False))
+        shapes = {n: tuple(t.shape) for n, t in own}
         snap[name] = (type(mod).__name__, attrs, shapes)
     return snap
 
