@@ -411,6 +411,35 @@ class TestRuns:
         for a in results["artifacts"]:
             assert a["lineage"] and a["lineage"][0]["step"] == "finetune"
 
+    def test_a_failed_step_does_not_stop_the_matrix(self, tiny: dict, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+        """make -k: a recipe whose own check fails (here: its quantization budget) is reported, the rest
+        is benched and reported, and the exit status is 1."""
+        import edgekit.pipeline.run as run_mod
+        from edgekit.core.errors import CheckFailed
+
+        real = run_mod.run_step
+
+        def failing(step, *a, **kw):  # noqa: ANN001, ANN202 - the real signature, passed through
+            if step.label.endswith("/int8-bad"):
+                raise CheckFailed("the INT8 model drops 3.00 pts of top-1 on 64 images, over the 0.5 pt budget")
+            return real(step, *a, **kw)
+
+        monkeypatch.setattr(run_mod, "run_step", failing)
+        pipe = write(tmp_path, TINY + '\n[[recipe]]\nname = "int8-bad"\n'
+                     'quantize = { precision = "int8", method = "onnxruntime", calib_size = 33, max_drop = 0.5 }\n')
+        cache = copy_cache(tiny, tmp_path)
+        code, doc, out = run_cli(str(pipe), "--cache-dir", str(cache), "-o", str(tmp_path / "o"), "--no-history")
+        assert code == 1 and "1 step(s) failed" in out and "over the 0.5 pt budget" in out
+        assert statuses(doc) == {"mobilenetv3_small_100": "cached", "mobilenetv3_small_100/int8-ort": "cached",
+                                 "mobilenetv3_small_100/int8-bad": "failed"}
+        results = json.loads((tmp_path / "o" / "results.json").read_text())
+        assert sorted(a["name"] for a in results["artifacts"]) == ["mobilenetv3_small_100-fp32",
+                                                                   "mobilenetv3_small_100-int8-ort"]
+        run = json.loads((tmp_path / "o" / "run.json").read_text())
+        (bad,) = [s for s in run["steps"] if s["status"] == "failed"]
+        assert "budget" in bad["note"] and not Path(bad["path"]).exists()  # nothing half-made in the cache
+
     def test_rerun_is_all_cached(self, tiny: dict, tmp_path: Path) -> None:
         code, doc, out = run_cli(str(tiny["pipe"]), "--cache-dir", str(tiny["cache"]), "-o", str(tmp_path / "o"),
                                  "--no-history")

@@ -131,6 +131,11 @@ def run_cmd(pipeline_file: Path | None, target: str | None, force: bool, dry_run
                        "timings": result.timings, "artifacts": [str(p) for p in result.artifacts]})
     else:
         _print_result(result)
+    if result.failed_steps:
+        bad = [o for o in result.failed_steps if o.status == "failed"]
+        raise CheckFailed(f"{len(bad)} step(s) failed ({'; '.join(f'{o.label}: {o.note}' for o in bad[:2])}"
+                          + (" ..." if len(bad) > 2 else "") + "); the rest of the matrix was benched",
+                          hint=f"see {result.report_paths.get('run')}; rerun after fixing them (done steps are cached)")
     if not result.passed:
         fails = result.failures
         raise CheckFailed(f"the pipeline's [gate] failed: {len(fails)} check(s): "
@@ -156,7 +161,7 @@ def _dry_run(pipeline: Any, target: str | None, force: bool, cache_dir: Path | N
         t.add_column(col, overflow="fold")
     for r in rows:
         t.add_row(r["step"], r["label"], r["key"], r["action"])
-    ui.stdout.print(t)
+    ui.table_console().print(t)
     todo = sum(1 for r in rows if r["step"] != "bench" and not r["cached"])
     ui.stdout.print(f"{todo} of {sum(1 for r in rows if r['step'] != 'bench')} step(s) to run, "
                     f"{sum(1 for r in rows if r['step'] == 'bench')} artifact(s) to bench; nothing was run",

@@ -18,12 +18,12 @@ import datetime as _dt
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from edgekit.core.atomic import atomic_write_json
-from edgekit.core.errors import UsageError
+from edgekit.core.errors import CheckFailed, UsageError
 from edgekit.core.manifest import Artifact, Manifest
 from edgekit.pipeline.cache import StepCache
 from edgekit.pipeline.config import Pipeline
@@ -74,9 +74,9 @@ class StepOutcome:
     kind: str
     key: str
     path: str
-    status: str  # "cached" | "ran"
+    status: str  # "cached" | "ran" | "failed" (its own check failed) | "skipped" (its parent failed)
     seconds: float
-    note: str | None = None  # why a cached entry was not used
+    note: str | None = None  # why a cached entry was not used; why it failed or was skipped
     cpu_seconds: float = 0.0  # process CPU time, all threads (the steadier cost on a shared machine)
 
     def to_json(self) -> dict[str, Any]:
@@ -98,7 +98,12 @@ class RunResult:
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
+        return all(c.passed for c in self.checks) and not self.failed_steps
+
+    @property
+    def failed_steps(self) -> list[StepOutcome]:
+        """Steps whose own check failed (parity, the quantization budget) and the steps that needed them."""
+        return [o for o in self.outcomes if o.status in ("failed", "skipped")]
 
     def __bool__(self) -> bool:
         return self.passed
@@ -233,8 +238,17 @@ def run_pipeline(
     done: dict[str, Artifact] = {}
     from edgekit.core.manifest import load_artifact
 
+    failed: set[str] = set()
     for i, step in enumerate(plan.steps, 1):
         t0, c0 = time.perf_counter_ns(), time.process_time_ns()
+        if step.parent is not None and step.parent.key in failed:
+            # make -k: the rest of the matrix still runs; what needed this parent is reported skipped
+            failed.add(step.key)
+            outcome = StepOutcome(step.label, step.kind, step.key, str(step.path), "skipped", 0.0,
+                                  f"its parent {step.parent.label} failed")
+            outcomes.append(outcome)
+            bar.step_end(outcome)
+            continue
         art, note = _cached(cache, step, done)
         if art is not None:
             bar.step_start(i, len(plan.steps), step, "cached")
@@ -242,7 +256,16 @@ def run_pipeline(
         else:
             bar.step_start(i, len(plan.steps), step, f"running{f' ({note})' if note else ''}")
             cache.clear_damaged(step.entry)
-            run_step(step, pipeline, overwrite=step.path.exists(), threads=threads, progress=bar)
+            try:
+                run_step(step, pipeline, overwrite=step.path.exists(), threads=threads, progress=bar)
+            except CheckFailed as e:  # the step's own check (parity, --max-drop): nothing was cached
+                failed.add(step.key)
+                outcome = StepOutcome(step.label, step.kind, step.key, str(step.path), "failed",
+                                      (time.perf_counter_ns() - t0) / 1e9, e.one_line(),
+                                      (time.process_time_ns() - c0) / 1e9)
+                outcomes.append(outcome)
+                bar.step_end(outcome)
+                continue
             art = load_artifact(step.path)
             status = "ran"
         done[step.key] = art
@@ -252,6 +275,12 @@ def run_pipeline(
         bar.step_end(outcome)
 
     output.mkdir(parents=True, exist_ok=True)
+    if failed:
+        plan = replace(plan, artifacts=tuple(a for a in plan.artifacts if a[2].key not in failed))
+        if not plan.artifacts:
+            bad = [o for o in outcomes if o.status == "failed"]
+            raise CheckFailed(f"every step of the pipeline failed or was skipped; first: {bad[0].label}: {bad[0].note}",
+                              hint="nothing was benched; fix the failing step (its message says how)")
     published = publish_artifacts(plan, done, output)
     bar.message(f"benchmarking {len(plan.artifacts)} artifact(s) on target {plan.target}")
     t_bench, c_bench = time.perf_counter_ns(), time.process_time_ns()
