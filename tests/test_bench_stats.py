@@ -355,3 +355,13 @@ def test_bench_and_targets_import_no_torch_or_runtime():
             "'scipy') if m in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_deployed_files_are_the_model_and_its_weights_only():
+    from edgekit.bench.runner import deployed_files
+
+    files = {"model.onnx": "a", "model.onnx.data": "b", "checkpoint.safetensors": "c", "prune_config.json": "d",
+             "calibration.json": "e"}
+    assert deployed_files("model.onnx", files) == ["model.onnx", "model.onnx.data"]
+    assert deployed_files("model.xml", {"model.xml": "a", "model.bin": "b", "edgekit.json": "c"}) == [
+        "model.xml", "model.bin"]

@@ -163,12 +163,25 @@ def _check_onnx_inputs(artifact: Artifact, name: str) -> None:
     check_input_specs(name, m.inputs, graph.inputs, m.preprocess.input_size)
 
 
+#: files an artifact may carry that a runtime does not load: checkpoints, configurations, records
+_NOT_DEPLOYED = (".safetensors", ".pt", ".pth", ".json", ".npz", ".txt", ".md", ".cache")
+
+
+def deployed_files(model_file: str, files: dict[str, str]) -> list[str]:
+    """The files a runtime loads: the model file and its weights beside it (``model.onnx.data``,
+    ``model.bin``), not the fine-tune checkpoint or the pruning configuration the artifact also keeps."""
+    stem = model_file.split(".", 1)[0]
+    return [rel for rel in files if rel == model_file or (rel.split(".", 1)[0] == stem
+                                                          and not rel.lower().endswith(_NOT_DEPLOYED))]
+
+
 def _artifact_info(artifact: Artifact, name: str) -> ArtifactInfo:
     from edgekit.bench.memory import model_size_bytes
 
     m, fmt = artifact.manifest, artifact_format(artifact.manifest)
     profile, error = _profile(artifact, fmt)
-    size = sum((artifact.path / rel).stat().st_size for rel in m.files) if m.files else model_size_bytes(artifact.path)
+    deployed = deployed_files(m.model_file, m.files)
+    size = sum((artifact.path / rel).stat().st_size for rel in deployed) if deployed else model_size_bytes(artifact.path)
     return ArtifactInfo(
         name=name, path=str(artifact.path), model=m.model, format=fmt, precision=str(m.precision),
         model_file=m.model_file, model_sha256=m.files.get(m.model_file), files=dict(m.files), size_bytes=int(size),
