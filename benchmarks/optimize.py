@@ -159,7 +159,7 @@ def _speed_cell(r: dict[str, Any]) -> str:
 def markdown(rows: list[dict[str, Any]], per_model: dict[str, Any], runs: dict[str, Any]) -> str:
     out = ["# Optimization: FP32 vs BF16 vs INT8 vs pruned, on models trained on the embedded data\n",
            "Every model was trained from scratch (seeded) on the embedded animals training split by the pipelines in "
-           "`benchmarks/pipelines/` (five families at 48x48 px, 3 epochs; CoAtNet-0 at 64x64 px on 4,000 images), then "
+           "`benchmarks/pipelines/` (five families at 48x48 px, 3 epochs; CoAtNet-0 at 64x64 px on 3,000 images), then "
            "quantized and pruned; every artifact was benched by `edgekit run` on this CPU (2 threads, batch 1, "
            "real held-out samples, time-based warm-up, at least 3 s and 200 inferences per latency window). "
            "Accuracy is on all 2,000 held-out images; the drop is paired against the FP32 reference row (ONNX "

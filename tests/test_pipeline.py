@@ -440,6 +440,14 @@ class TestRuns:
         (bad,) = [s for s in run["steps"] if s["status"] == "failed"]
         assert "budget" in bad["note"] and not Path(bad["path"]).exists()  # nothing half-made in the cache
 
+    def test_progress_lines_off_a_terminal_and_none_with_quiet(self, tiny: dict, tmp_path: Path) -> None:
+        args = ["run", str(tiny["pipe"]), "--cache-dir", str(tiny["cache"]), "--no-history"]
+        r = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "a")])
+        assert r.exit_code == 0, r.output
+        assert "[1/2] finetune mobilenetv3_small_100: cached" in r.stderr and "benchmarking 2 artifact(s)" in r.stderr
+        q = CliRunner().invoke(cli, ["-q", *args, "-o", str(tmp_path / "b")])
+        assert q.exit_code == 0 and "[1/2]" not in q.stderr
+
     def test_rerun_is_all_cached(self, tiny: dict, tmp_path: Path) -> None:
         code, doc, out = run_cli(str(tiny["pipe"]), "--cache-dir", str(tiny["cache"]), "-o", str(tmp_path / "o"),
                                  "--no-history")

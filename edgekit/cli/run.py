@@ -123,7 +123,10 @@ def run_cmd(pipeline_file: Path | None, target: str | None, force: bool, dry_run
         with RichRunProgress(f"edgekit run {pipeline.name}", n_steps) as bar:
             result = run_pipeline(pipeline, progress=bar, **kw)  # type: ignore[arg-type]
     else:
-        result = run_pipeline(pipeline, progress=RunProgress(lambda _m: None), **kw)  # type: ignore[arg-type]
+        # off a terminal (a log, CI): one plain line per step and epoch on stderr, so a long run is not silent
+        lines = not as_json and not ui.quiet()
+        say = (lambda m: ui.stderr.print(m, markup=False, highlight=False)) if lines else (lambda _m: None)
+        result = run_pipeline(pipeline, progress=RunProgress(say), **kw)  # type: ignore[arg-type]
     if as_json:
         ui.print_json({"steps": [o.to_json() for o in result.outcomes], "reports": result.report_paths,
                        "history_run_id": result.history_run_id, "gate_passed": result.passed,
