@@ -236,6 +236,10 @@ def render_markdown(payload: dict[str, Any]) -> str:
         from families_accuracy import render_accuracy
 
         md += render_accuracy(payload["accuracy"], st)
+    else:
+        md.append("**Accuracy** of models trained on the embedded data is not in this run (`--skip-accuracy`): see "
+                  "`optimize.md`, whose FP32 rows give the held-out top-1 of six of the seven families trained from "
+                  "scratch, on ONNX Runtime fp32 and OpenVINO f32/bf16, with paired comparisons.\n")
     md.append("This is a shared 2-core VM: prefer medians and ratios, and read the spread before the third digit. "
               "Per-round values, runner settings read back from each runtime, and hashes are in the JSON file.\n")
     return "\n".join(md)
