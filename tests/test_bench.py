@@ -133,6 +133,13 @@ def test_ok_rows_carry_latency_throughput_memory_and_what_ran(report, mnv3):
         assert r.accuracy is None and "no class labels" in r.accuracy_skipped
     ov = report.find(runtime="openvino", precision="fp32")[0]
     assert ov.runner.details["inference_precision"] == "f32" and ov.runner.details["static_batch"] == 1
+    # OpenVINO times each call itself (benchmark_app's number): inside the host timing, never above it
+    rs = ov.latency.runtime_stats
+    assert rs is not None and rs.n == ov.latency.stats.n and "InferRequest.latency" in ov.latency.runtime_timer
+    assert 0 < rs.min and rs.p50 <= ov.latency.stats.p50
+    assert ov.metrics()["runtime_latency_p50_ms"] == rs.p50
+    ort = report.find(runtime="onnxruntime")[0]
+    assert ort.latency.runtime_stats is None and ort.metrics()["runtime_latency_p50_ms"] is None
     assert art.model_sha256 == load_artifact(mnv3).manifest.files["model.onnx"]
     assert art.size_bytes == (mnv3 / "model.onnx").stat().st_size
 
@@ -212,6 +219,7 @@ def test_cli_prints_the_table(mnv3):
                                    "--precision", "fp32,fp16", "--batch", "1", *FAST])
     assert res.exit_code == 0, res.output
     assert "openvino:CPU" in res.stdout and "p90 ms" in res.stdout and "ok" in res.stdout
+    assert "runtime p50 ms" in res.stdout and "InferRequest.latency" in res.stdout  # the column and what it is
 
 
 def test_static_batch_graph_latency_and_sweep(mnv3_static2):

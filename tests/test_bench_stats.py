@@ -182,6 +182,36 @@ def test_cold_first_inference_is_reported_apart():
     assert r.stats.max == pytest.approx(10.0)
 
 
+def test_runtime_timing_of_the_window_only_becomes_runtime_stats():
+    clock = FakeClock()
+    model = FakeModel(clock, latency_ms=lambda i: 500.0 if i == 0 else 10.0)
+    reads: list[int] = []
+
+    def runtime_clock() -> int:  # the runtime timed 8.5 ms of each 10 ms call (first call: 400 ms)
+        reads.append(len(model.fed))
+        return 400_000_000 if len(model.fed) == 1 else 8_500_000 + 1000 * (len(model.fed) % 3)
+
+    r = measure_latency(model, _samples(8), warmup_s=0.05, min_duration_s=0.2, min_iterations=10, clock=clock,
+                        runtime_clock=runtime_clock, runtime_timer="fake runtime")
+    assert len(reads) == r.iterations == 20  # read once per measured call: not the cold one, not warm-up
+    assert r.runtime_stats is not None and r.runtime_stats.n == 20 and r.runtime_timer == "fake runtime"
+    assert r.runtime_stats.max < 9.0 and r.runtime_stats.p50 == pytest.approx(8.501)
+    assert r.stats.p50 == pytest.approx(10.0)  # the host timing is untouched by the reads
+    back = LatencyResult.from_json(r.to_json())
+    assert back.runtime_stats == r.runtime_stats and back.runtime_timer == "fake runtime"
+
+
+def test_runtime_timing_with_gaps_is_dropped():
+    clock = FakeClock()
+    model = FakeModel(clock)
+    r = measure_latency(model, _samples(8), warmup_s=0, min_duration_s=0.1, min_iterations=10, clock=clock,
+                        runtime_clock=lambda: None if len(model.fed) % 2 else 5_000_000, runtime_timer="gappy")
+    assert r.runtime_stats is None and r.runtime_timer is None  # only a timing of every call is a distribution
+    other = FakeModel(FakeClock())
+    plain = measure_latency(other, _samples(8), warmup_s=0, min_duration_s=0.1, min_iterations=10, clock=other.clock)
+    assert plain.runtime_stats is None and LatencyResult.from_json(plain.to_json()).runtime_stats is None
+
+
 def test_samples_are_cycled_in_seeded_passes_covering_all():
     clock = FakeClock()
     model = FakeModel(clock)

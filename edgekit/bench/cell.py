@@ -247,7 +247,9 @@ def _measure(ctx: CellContext, cell: Cell, artifact: Artifact, runner: Runner, i
         lat = measure_latency(runner.infer, inputs.samples, warmup_s=ctx.warmup_s, min_duration_s=ctx.min_duration_s,
                               min_iterations=ctx.min_iterations, max_duration_s=ctx.max_duration_s,
                               progress=lambda ph, f: sub(f"latency {ph}", _phase_frac(ph, f)), seed=ctx.seed,
-                              allow_single_sample=len(inputs.samples) == 1, cv_threshold=ctx.cv_threshold)
+                              allow_single_sample=len(inputs.samples) == 1, cv_threshold=ctx.cv_threshold,
+                              runtime_clock=runner.last_runtime_ns if runner.runtime_timer else None,
+                              runtime_timer=runner.runtime_timer)
     else:
         lat_skip = (f"the graph has a static batch of {static}: single-stream latency needs batch 1, which "
                     f"{spec.runtime} cannot reshape to (export with --batch 1 or --dynamic-batch)")

@@ -130,8 +130,11 @@ def _warmup(pick: Pick, run: Run, clock: Clock, warmup_s: float, progress: Progr
 
 
 def _window(pick: Pick, run: Run, clock: Clock, min_duration_s: float, min_iterations: int,
-            max_duration_s: float | None, progress: Progress | None, phase: str) -> tuple[list[int], int, bool]:
-    """Timed calls until BOTH minimums are met, or the maximum duration: (latencies ns, window ns, cut_short)."""
+            max_duration_s: float | None, progress: Progress | None, phase: str,
+            after: Callable[[], None] | None = None) -> tuple[list[int], int, bool]:
+    """Timed calls until BOTH minimums are met, or the maximum duration: (latencies ns, window ns, cut_short).
+
+    ``after`` runs after each timed call, outside the timed region (it reads the runtime's own timing)."""
     min_ns, min_it = int(min_duration_s * 1e9), int(min_iterations)
     max_ns = int(max_duration_s * 1e9) if max_duration_s is not None else None
     lat: list[int] = []
@@ -143,6 +146,8 @@ def _window(pick: Pick, run: Run, clock: Clock, min_duration_s: float, min_itera
         run(arg)
         end = clock()
         lat.append(end - t0)
+        if after is not None:
+            after()
         elapsed = end - start
         if elapsed >= min_ns and len(lat) >= min_it:
             cut_short = False
@@ -179,6 +184,10 @@ class LatencyResult:
     seed: int
     settings: dict[str, Any]
     latencies_ns: tuple[int, ...] = ()
+    #: the runtime's own timing of the same calls (e.g. OpenVINO's InferRequest.latency, TensorRT's GPU
+    #: compute), without the Python binding and edgekit's checks; None where the runtime times nothing
+    runtime_stats: LatencyStats | None = None
+    runtime_timer: str | None = None
 
     @property
     def throughput(self) -> float:
@@ -192,6 +201,8 @@ class LatencyResult:
             "iterations": self.iterations, "throughput": self.throughput, "cut_short": self.cut_short,
             "n_distinct_samples": self.n_distinct_samples, "n_samples_visited": self.n_samples_visited,
             "seed": self.seed, "settings": dict(self.settings),
+            "runtime_stats": self.runtime_stats.to_json() if self.runtime_stats is not None else None,
+            "runtime_timer": self.runtime_timer,
         }
         if include_samples:
             d["latencies_ns"] = list(self.latencies_ns)
@@ -206,6 +217,8 @@ class LatencyResult:
             n_distinct_samples=int(d["n_distinct_samples"]), n_samples_visited=int(d["n_samples_visited"]),
             seed=int(d["seed"]), settings=dict(d.get("settings", {})),
             latencies_ns=tuple(int(x) for x in d.get("latencies_ns", ())),
+            runtime_stats=LatencyStats.from_json(d["runtime_stats"]) if d.get("runtime_stats") else None,
+            runtime_timer=d.get("runtime_timer"),
         )
 
 
@@ -224,8 +237,15 @@ def measure_latency(
     allow_single_sample: bool = False,
     cv_threshold: float = DEFAULT_CV_THRESHOLD,
     ci_level: float = DEFAULT_CI_LEVEL,
+    runtime_clock: Callable[[], int | None] | None = None,
+    runtime_timer: str | None = None,
 ) -> LatencyResult:
-    """Single-stream latency of ``infer`` over ``samples`` (see the module docstring)."""
+    """Single-stream latency of ``infer`` over ``samples`` (see the module docstring).
+
+    ``runtime_clock`` (e.g. :meth:`Runner.last_runtime_ns`) is read after each measured call, outside the
+    timed region; its values become ``runtime_stats``, described by ``runtime_timer``. They are kept only
+    when the runtime timed every call of the window.
+    """
     _check_positive("warmup_s", warmup_s, allow_zero=True)
     _check_positive("min_duration_s", min_duration_s)
     _check_positive("min_iterations", min_iterations, integer=True)
@@ -244,10 +264,19 @@ def measure_latency(
 
     cold_ns = _timed(pick, infer, clock)
     warm_iters, warm_ns = _warmup(pick, infer, clock, warmup_s, progress, "warmup")
+    rt_ns: list[int] = []
+
+    def read_runtime() -> None:
+        v = runtime_clock() if runtime_clock is not None else None
+        if v is not None:
+            rt_ns.append(int(v))
+
     lat, duration_ns, cut_short = _window(pick, infer, clock, min_duration_s, min_iterations, max_duration_s,
-                                          progress, "measure")
+                                          progress, "measure", read_runtime if runtime_clock is not None else None)
     min_it = int(min_iterations)
     stats = LatencyStats.from_ns(lat, cv_threshold=cv_threshold, ci_level=ci_level)
+    rt_stats = (LatencyStats.from_ns(rt_ns, cv_threshold=cv_threshold, ci_level=ci_level)
+                if rt_ns and len(rt_ns) == len(lat) else None)
     for w in stats.warnings():
         log.info("%s", w)
     return LatencyResult(
@@ -257,7 +286,7 @@ def measure_latency(
         settings={"warmup_s": warmup_s, "min_duration_s": min_duration_s, "min_iterations": min_it,
                   "max_duration_s": max_duration_s, "feed": feed, "cv_threshold": cv_threshold,
                   "ci_level": ci_level, "order": "seeded permutation per pass"},
-        latencies_ns=tuple(lat),
+        latencies_ns=tuple(lat), runtime_stats=rt_stats, runtime_timer=runtime_timer if rt_stats is not None else None,
     )
 
 

@@ -131,6 +131,9 @@ class BenchResult:
         for k in ("n", "mean", "std", "cv", "min", "p50", "p90", "p95", "p99", "max", "p90_upper"):
             m[f"latency_{k}" + ("" if k in ("n", "cv") else "_ms")] = getattr(s, k) if s is not None else None
         m["latency_unstable"] = s.unstable if s is not None else None
+        rs = self.latency.runtime_stats if self.latency is not None else None
+        m["runtime_latency_p50_ms"] = rs.p50 if rs is not None else None
+        m["runtime_latency_p90_ms"] = rs.p90 if rs is not None else None
         m["cold_ms"] = self.latency.cold_ms if self.latency is not None else None
         m["latency_throughput_sps"] = self.latency.throughput if self.latency is not None else None
         best = self.throughput.best if self.throughput is not None else None

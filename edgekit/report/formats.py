@@ -25,7 +25,7 @@ from edgekit.core.atomic import atomic_write_text
 #: summary columns: key -> header
 COLUMNS: dict[str, str] = {
     "artifact": "artifact", "runtime": "runtime", "precision": "precision", "status": "status",
-    "p50": "p50 ms", "p90": "p90 ms", "p99": "p99 ms", "cv": "CV", "cold": "cold ms",
+    "p50": "p50 ms", "p90": "p90 ms", "p99": "p99 ms", "cv": "CV", "rt_p50": "runtime p50 ms", "cold": "cold ms",
     "throughput": "max img/s (bs)", "top1": "top-1", "agreement": "agree", "drop": "Δtop-1 pts [95% CI]",
     "rss": "peak RSS MB",
 }
@@ -60,8 +60,10 @@ def summary_rows(report: BenchReport) -> list[dict[str, str]]:
         if s is not None:
             row.update(p50=_num(s.p50), p90=_num(s.p90), p99=_num(s.p99),
                        cv=f"{100 * s.cv:.1f}%" + (" !" if s.unstable else ""), cold=_num(r.latency.cold_ms, ".2f"))
+            rs = r.latency.runtime_stats
+            row["rt_p50"] = _num(rs.p50) if rs is not None else "-"
         elif r.ok:
-            row.update(p50="-", p90="-", p99="-", cv="-", cold="-")
+            row.update(p50="-", p90="-", p99="-", cv="-", rt_p50="-", cold="-")
         best = r.throughput.best if r.throughput else None
         if best is not None:
             row["throughput"] = f"{best.samples_per_s:.1f} ({best.batch_size})"
@@ -131,6 +133,11 @@ def header_lines(report: BenchReport) -> list[str]:
         lines.append(f"host: {env.cpu_model or env.arch}, {cores}; {rt or 'no runtime versions'}")
     lines.append(f"tier {st.get('tier')}: warm-up {st.get('warmup_s')} s, then >= {st.get('min_duration_s')} s and "
                  f">= {st.get('min_iterations')} iterations per window; batch sweep {st.get('batch_sizes')}")
+    timers = sorted({r.latency.runtime_timer for r in report.results
+                     if r.latency is not None and r.latency.runtime_timer})
+    if timers:
+        lines.append("p50: host wall time around each infer() call; runtime p50: the same calls timed by the "
+                     f"runtime itself ({'; '.join(timers)})")
     if ds:
         lines.append(f"data: {ds.get('source')} ({ds.get('n_images')} images, {len(ds.get('classes', []))} classes; "
                      f"eval {ds.get('eval_n')}, latency pool {ds.get('latency_pool_n')})")

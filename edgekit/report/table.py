@@ -1,7 +1,7 @@
 """The bench report as a rich table for the terminal (the columns of the Markdown table).
 
-On a narrow terminal the least essential columns go first (cold start, peak
-RSS, p99, the paired drop, agreement), so the table never collapses into
+On a narrow terminal the least essential columns go first (the runtime's own
+timing, cold start, peak RSS, p99, the paired drop, agreement), so the table never collapses into
 ellipses; the artifact column is left out when there is one artifact (the
 caption names it). Everything dropped is still in the JSON, CSV and Markdown.
 """
@@ -18,7 +18,7 @@ from edgekit.report.formats import COLUMNS, header_lines, report_notes, summary_
 _STATUS_STYLE = {"ok": "green", "unsupported": "yellow", "skipped": "dim", "error": "bold red"}
 _LEFT = ("artifact", "runtime", "precision", "status")
 #: dropped in this order when the terminal is too narrow
-_OPTIONAL = ("cold", "rss", "p99", "drop", "agreement", "p50")
+_OPTIONAL = ("rt_p50", "cold", "rss", "p99", "drop", "agreement", "p50")
 
 
 def _columns(report: BenchReport, rows: list[dict[str, str]], width: int | None) -> list[str]:

@@ -49,6 +49,8 @@ class Runner(abc.ABC):
     """Base class of all backends."""
 
     name: str = "runner"
+    #: what :meth:`last_runtime_ns` measures, for the results; None where the runtime times nothing itself
+    runtime_timer: str | None = None
 
     def __init__(self, model_path: str | Path) -> None:
         self.model_path = Path(model_path)
@@ -102,6 +104,14 @@ class Runner(abc.ABC):
         self.validate_feeds(feeds)
         return self._infer_impl(feeds)
 
+    def last_runtime_ns(self) -> int | None:
+        """The runtime's own timing of the most recent :meth:`infer`, in ns (None before the first call,
+        or where the runtime times nothing). It excludes the Python binding and edgekit's checks: OpenVINO's
+        ``InferRequest.latency`` (what benchmark_app reports), TensorRT's GPU compute time (what trtexec
+        reports as GPU Compute Time). The host wall time around ``infer`` stays the headline latency."""
+        self._require_loaded()
+        return self._last_runtime_ns_impl()
+
     def validate_feeds(self, feeds: dict[str, np.ndarray]) -> None:
         specs = {s.name: s for s in self.inputs}
         missing = sorted(set(specs) - set(feeds))
@@ -144,6 +154,9 @@ class Runner(abc.ABC):
 
     @abc.abstractmethod
     def _info_impl(self) -> RunnerInfo: ...
+
+    def _last_runtime_ns_impl(self) -> int | None:
+        return None
 
     @abc.abstractmethod
     def _infer_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...

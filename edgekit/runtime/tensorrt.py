@@ -164,6 +164,7 @@ class TensorRTRunner(Runner):
     """Run a TensorRT engine built by :func:`build_engine_file` (engine + sidecar)."""
 
     name = "tensorrt"
+    runtime_timer = "TensorRT GPU compute (CUDA events around execute_async_v3; trtexec's GPU Compute Time)"
 
     def __init__(self, model_path: str | Path, *, device: int = 0) -> None:
         super().__init__(model_path)
@@ -178,6 +179,9 @@ class TensorRTRunner(Runner):
     def last_timing(self) -> TensorRTTiming | None:
         """Timing of the most recent :meth:`infer` (None before the first)."""
         return self._last
+
+    def _last_runtime_ns_impl(self) -> int | None:
+        return int(round(self._last.gpu_compute_ms * 1e6)) if self._last is not None else None
 
     # -- lifecycle -------------------------------------------------------
     def _activate_impl(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -90,6 +91,22 @@ class RunnerContract:
         assert info.runtime_version
         assert info.precision == self.expected_precision
         json.dumps(info.to_json())  # recorded with every result, so it must serialize
+
+    def test_runtime_timing(self, ready, tiny_onnx, tiny_inputs, tmp_path):
+        """A runner that times its own calls says so and times every call; the rest report None."""
+        with self.make_runner(tiny_onnx, tmp_path) as r:
+            assert r.last_runtime_ns() is None  # nothing ran yet
+            for i in range(3):
+                t0 = time.perf_counter_ns()
+                r.infer({"image": tiny_inputs[i : i + 1]})
+                host = time.perf_counter_ns() - t0
+                own = r.last_runtime_ns()
+                if r.runtime_timer is None:
+                    assert own is None
+                else:  # the runtime's own timing lies inside the host wall time around the call
+                    assert own is not None and 0 < own <= host
+        with pytest.raises(UsageError, match="not active"):
+            r.last_runtime_ns()
 
     # -- input validation --------------------------------------------------
     def test_wrong_input_name(self, ready, tiny_onnx, tiny_inputs, tmp_path):

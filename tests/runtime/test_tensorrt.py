@@ -202,7 +202,7 @@ def test_runner_infers_and_times(tiny_onnx, tiny_inputs, fake_trt, tmp_path):
     engine = tmp_path / "tiny.engine"
     build_engine_file(tiny_onnx, engine, shapes=TINY_SHAPES)
     with TensorRTRunner(engine) as r:
-        assert r.last_timing is None
+        assert r.last_timing is None and r.last_runtime_ns() is None
         assert r.inputs[0].shape == ("batch", 3, 16, 16) and r.outputs[0].shape == ("batch", 5)
         for b in (4, 1):
             out = r.infer({"image": tiny_inputs[:b]})["logits"]
@@ -210,6 +210,7 @@ def test_runner_infers_and_times(tiny_onnx, tiny_inputs, fake_trt, tmp_path):
             np.testing.assert_allclose(out, want, rtol=1e-6)
         t = r.last_timing
         assert t is not None and t.gpu_compute_ms == 0.25 and t.host_ms > 0
+        assert r.last_runtime_ns() == 250_000 and "GPU compute" in (r.runtime_timer or "")
         info = r.info
         assert info.precision == "fp32" and info.device == "cuda:0 Orin" and info.details["tf32"] is False
         with pytest.raises(UsageError, match="outside the engine's profile"):
