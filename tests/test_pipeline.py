@@ -560,3 +560,23 @@ class TestRuns:
         assert staging_dirs(cache) == []
         assert sorted(e.parent.name for e in verify_cache(cache)) == ["finetune", "quantize"]
         assert (out / "results.json").is_file()
+
+
+def test_every_cache_follows_one_root(monkeypatch, tmp_path):
+    """Step cache, benchmark exports and TensorRT timing caches resolve the same root, same precedence."""
+    from edgekit.bench import model_cache
+    from edgekit.build import tensorrt_engine
+    from edgekit.core.cache import cache_root
+    from edgekit.pipeline.cache import default_cache_root
+
+    resolvers = (cache_root, default_cache_root, model_cache.cache_root, tensorrt_engine.cache_root)
+    for var in ("EDGEKIT_CACHE", "EDGEKIT_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert {f() for f in resolvers} == {tmp_path / "home" / ".cache" / "edgekit"}
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert {f() for f in resolvers} == {tmp_path / "xdg" / "edgekit"}
+    monkeypatch.setenv("EDGEKIT_CACHE_DIR", str(tmp_path / "alias"))
+    assert {f() for f in resolvers} == {tmp_path / "alias"}
+    monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path / "main"))
+    assert {f() for f in resolvers} == {tmp_path / "main"}

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgekit.core.atomic import sha256_file
+from edgekit.core.cache import cache_root
 from edgekit.core.errors import ArtifactError, MissingDependencyError, WeightsError
 from edgekit.core.manifest import MANIFEST_NAME, load_artifact
 from edgekit.core.versions import package_version
@@ -32,14 +33,6 @@ from edgekit.core.versions import package_version
 log = logging.getLogger(__name__)
 
 EXPORT_OPSET = 17
-
-
-def cache_root() -> Path:
-    for var in ("EDGEKIT_CACHE", "EDGEKIT_CACHE_DIR"):
-        if os.environ.get(var):
-            return Path(os.environ[var]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "edgekit"
 
 
 def export_key(model: str, *, weights: str, img_size: int | None) -> dict[str, object]:

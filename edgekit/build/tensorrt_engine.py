@@ -5,34 +5,26 @@ not portable across GPU, TensorRT, CUDA or JetPack). The timing cache lives in
 a per-environment file, ``<cache>/trt-timing/<env digest>.cache``, so later
 builds on the same device reuse the measured tactics and an engine built on
 one device never reuses another device's timings. The cache directory is
-``--timing-cache-dir``, else ``$EDGEKIT_CACHE_DIR``, else
-``$XDG_CACHE_HOME/edgekit`` (``~/.cache/edgekit``).
+``--timing-cache-dir``, else edgekit's cache root (:mod:`edgekit.core.cache`:
+``$EDGEKIT_CACHE``, ``$EDGEKIT_CACHE_DIR``, ``$XDG_CACHE_HOME/edgekit``, ``~/.cache/edgekit``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from edgekit.core.atomic import sha256_file
+from edgekit.core.cache import cache_root
 from edgekit.runtime.base import Runner
 from edgekit.runtime.engine_key import ENV_FIELDS, sidecar_path
 
 MODEL_ENGINE = "model.engine"
 FORMAT = "tensorrt-engine"
 PRECISIONS = ("fp32", "fp16", "int8")
-
-
-def cache_root() -> Path:
-    """edgekit's cache directory: ``$EDGEKIT_CACHE_DIR`` or ``$XDG_CACHE_HOME/edgekit``."""
-    if os.environ.get("EDGEKIT_CACHE_DIR"):
-        return Path(os.environ["EDGEKIT_CACHE_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "edgekit"
 
 
 def environment_digest(env: dict[str, Any]) -> str:

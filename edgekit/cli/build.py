@@ -28,7 +28,7 @@ PRECISION_CHOICES = ("fp32", "fp16", "bf16", "int8")
               help="Verification tolerance (max-abs error / output range); default depends on runtime and precision.")
 @click.option("--threads", type=int, default=None, help="Threads for the verification runtimes.")
 @click.option("--timing-cache-dir", type=click.Path(path_type=Path), default=None,
-              help="TensorRT timing caches; default $EDGEKIT_CACHE_DIR/trt-timing or ~/.cache/edgekit/trt-timing.")
+              help="TensorRT timing caches; default $EDGEKIT_CACHE/trt-timing or ~/.cache/edgekit/trt-timing.")
 @click.option("--no-timing-cache", is_flag=True, help="Build TensorRT engines without a timing cache.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty output directory (only after success).")
 @click.option("--json", "as_json", is_flag=True, help="Print the new manifest as JSON.")

@@ -14,24 +14,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgekit.core.atomic import remove_stale_staging
+from edgekit.core.cache import cache_root
 from edgekit.core.errors import ArtifactError
 from edgekit.core.manifest import MANIFEST_NAME, Artifact, load_artifact
 from edgekit.core.versions import tool_versions
 
 
 def default_cache_root() -> Path:
-    env = os.environ.get("EDGEKIT_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "edgekit"
+    return cache_root()
 
 
 def canonical(obj: Any) -> str:
