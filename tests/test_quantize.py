@@ -7,6 +7,7 @@ on real held-out images: never random weights where accuracy is the point.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -408,11 +409,7 @@ def test_ort_accuracy_control_honours_budget(run, parent: Path, tmp_path: Path):
     out = tmp_path / "controlled"
     opts = QuantizeOptions(artifact=parent, output=out, calib="embedded", calib_size=CALIB, eval_size=EVAL,
                            threads=2, preset="default", max_drop=budget, max_iterations=6)
-    try:
-        res = quantize(opts)
-    except CheckFailed as e:  # refusing is honouring the budget too, as long as nothing is left behind
-        assert f"over the {budget:g} pt budget" in e.message and not out.exists()
-        return
+    res = quantize(opts)
     q = _q(res)
     ctrl = q["accuracy_control"]
     assert q["accuracy"]["drop_pts"] <= budget and ctrl["fits"]
@@ -425,6 +422,12 @@ def test_ort_accuracy_control_honours_budget(run, parent: Path, tmp_path: Path):
         assert all(s["fits"] == (s["drop_pts"] <= budget) for s in ctrl["steps"])
     else:
         assert ctrl["iterations"] == 0
+    # too few iterations for that budget (it needs 6 here): refused, exit 1, nothing left behind
+    short = tmp_path / "short"
+    with pytest.raises(CheckFailed, match=f"over the {budget:g} pt budget") as exc:
+        quantize(dataclasses.replace(opts, output=short, max_iterations=2))
+    assert exc.value.exit_code == 1 and not short.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging directory left either
 
 
 @pytest.mark.slow

@@ -25,6 +25,7 @@ from edgekit.bench.memory import MemoryResult
 from edgekit.bench.paired import PairedComparison
 from edgekit.core.atomic import atomic_write_text
 from edgekit.core.errors import ArtifactError, UsageError
+from edgekit.core.jsonfile import read_json_file
 from edgekit.runtime.base import RunnerInfo
 
 SCHEMA = "edgekit.bench"
@@ -287,44 +288,12 @@ class BenchReport:
                                 hint="re-run 'edgekit bench -o FILE'") from None
 
 
-def _unclosed(text: str) -> bool:
-    """True when the text ends inside a string or with brackets left open: a cut-off JSON document."""
-    depth, in_string, escaped = 0, False, False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "{[":
-            depth += 1
-        elif ch in "}]":
-            depth -= 1
-    return in_string or depth > 0
-
-
 def load_report(path: str | os.PathLike[str]) -> BenchReport:
     """Read a results file written by :func:`write_report` (or ``edgekit bench -o``)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ArtifactError(f"results file {p} does not exist", hint="give a file written by 'edgekit bench -o'")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ArtifactError(f"cannot read results file {p}: {e}") from None
-    if not text.strip():
-        raise ArtifactError(f"results file {p} is empty", hint="re-run 'edgekit bench -o FILE'")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        truncated = " (truncated?)" if _unclosed(text) else ""
-        raise ArtifactError(f"results file {p} is not valid JSON{truncated}: {e.msg} at line {e.lineno} "
-                            f"column {e.colno}", hint="re-run 'edgekit bench -o FILE'") from None
-    return BenchReport.from_json(data, origin=str(p))
+    data = read_json_file(path, what="results file", error=ArtifactError,
+                          missing_hint="give a file written by 'edgekit bench -o'",
+                          broken_hint="re-run 'edgekit bench -o FILE'")
+    return BenchReport.from_json(data, origin=str(path))
 
 
 def write_report(report: BenchReport, path: str | os.PathLike[str]) -> Path:

@@ -38,6 +38,7 @@ from edgekit.bench.results import BenchReport, BenchResult
 from edgekit.bench.stats import LatencyStats
 from edgekit.core.atomic import atomic_write_text
 from edgekit.core.errors import ArtifactError, UsageError
+from edgekit.core.jsonfile import read_json_file
 
 BASELINE_SCHEMA = "edgekit.baseline"
 BASELINE_VERSION = 1
@@ -335,23 +336,10 @@ def _clean(m: dict[str, Any]) -> dict[str, Any]:
 
 def load_baseline(path: str | os.PathLike[str]) -> Baseline:
     """Read a baseline; a missing, empty, corrupt, truncated, foreign or newer file is a :class:`BaselineError`."""
-    p = Path(path)
-    if not p.is_file():
-        raise BaselineError(f"baseline file {p} does not exist",
-                            hint="create it with 'edgekit gate RESULTS --baseline FILE --update-baseline'")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise BaselineError(f"cannot read baseline file {p}: {e}") from None
-    if not text.strip():
-        raise BaselineError(f"baseline file {p} is empty", hint="re-create it with --update-baseline")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        truncated = " (truncated?)" if e.pos >= len(text.rstrip()) - 1 else ""
-        raise BaselineError(f"baseline file {p} is not valid JSON{truncated}: {e.msg} at line {e.lineno} "
-                            f"column {e.colno}", hint="restore it from version control or --update-baseline") from None
-    return Baseline.from_json(data, origin=str(p))
+    data = read_json_file(path, what="baseline file", error=BaselineError,
+                          missing_hint="create it with 'edgekit gate RESULTS --baseline FILE --update-baseline'",
+                          broken_hint="restore it from version control or re-create it with --update-baseline")
+    return Baseline.from_json(data, origin=str(path))
 
 
 def write_baseline(baseline: Baseline, path: str | os.PathLike[str]) -> Path:
