@@ -176,16 +176,23 @@ def _md_cell(s: str) -> str:
     return s.replace("|", "\\|").replace("\n", " ") or " "
 
 
+def shown_columns(rows: list[dict[str, str]]) -> list[str]:
+    """:data:`COLUMNS` less the runtime-timing column when no row has a runtime that times itself."""
+    return [k for k in COLUMNS if k != "rt_p50" or any(r[k] not in ("", "-") for r in rows)]
+
+
 def markdown_text(report: BenchReport) -> str:
     """A Markdown section: header lines, the summary table, the notes."""
     out = [f"## edgekit bench: {report.target_name}", ""]
     out.extend(f"- {line}" for line in header_lines(report))
     out.append("")
-    out.append("| " + " | ".join(COLUMNS.values()) + " |")
+    rows = summary_rows(report)
+    cols = shown_columns(rows)
+    out.append("| " + " | ".join(COLUMNS[k] for k in cols) + " |")
     out.append("|" + "|".join("---" if k in ("artifact", "runtime", "precision", "status") else "---:"
-                              for k in COLUMNS) + "|")
-    for row in summary_rows(report):
-        out.append("| " + " | ".join(_md_cell(row[k]) for k in COLUMNS) + " |")
+                              for k in cols) + "|")
+    for row in rows:
+        out.append("| " + " | ".join(_md_cell(row[k]) for k in cols) + " |")
     notes = report_notes(report)
     if notes:
         out.append("")

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from edgekit.bench.results import BenchReport
-from edgekit.report.formats import COLUMNS, header_lines, report_notes, summary_rows
+from edgekit.report.formats import COLUMNS, header_lines, report_notes, shown_columns, summary_rows
 
 _STATUS_STYLE = {"ok": "green", "unsupported": "yellow", "skipped": "dim", "error": "bold red"}
 _LEFT = ("artifact", "runtime", "precision", "status")
@@ -22,7 +22,7 @@ _OPTIONAL = ("rt_p50", "cold", "rss", "p99", "drop", "agreement", "p50")
 
 
 def _columns(report: BenchReport, rows: list[dict[str, str]], width: int | None) -> list[str]:
-    cols = [k for k in COLUMNS if not (k == "artifact" and len(report.artifacts) <= 1)]
+    cols = [k for k in shown_columns(rows) if not (k == "artifact" and len(report.artifacts) <= 1)]
 
     def need(keys: list[str]) -> int:
         return sum(max([len(COLUMNS[k])] + [len(r[k]) for r in rows]) + 3 for k in keys) + 1
