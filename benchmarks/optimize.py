@@ -35,8 +35,9 @@ from common import write_results  # noqa: E402
 
 HERE = Path(__file__).parent
 PIPELINES = ("optimize", "optimize-coatnet")
-#: every pipeline this script can run and report; `prune` is reported on its own (--pipelines prune --out-name prune)
-ALL_PIPELINES = (*PIPELINES, "prune")
+#: every pipeline this script can run and report; `prune` and `presets` are reported on their own
+#: (--pipelines prune --out-name prune, --pipelines presets --out-name presets)
+ALL_PIPELINES = (*PIPELINES, "prune", "presets")
 STEPS = Path.home() / ".cache" / "edgekit" / "bench-steps"
 RUNS = Path.home() / ".cache" / "edgekit" / "bench-runs"
 INT8_BAR_PTS = 0.5
@@ -106,9 +107,33 @@ def _ac_unseen(doc: dict[str, Any], run_dir: Path, budget: float = INT8_BAR_PTS)
     return out
 
 
-def _rows(doc: dict[str, Any], unseen: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def _vs_control(doc: dict[str, Any], run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Paired drops of the pruned rows against the same-recovery control (prune_control.py), per result key."""
+    from edgekit.bench.paired import compare_paired
+
+    path = run_dir / "control.json"
+    if not path.is_file():
+        return {}
+    control = json.loads(path.read_text(encoding="utf-8"))["models"]
+    out: dict[str, dict[str, Any]] = {}
+    for r in doc["results"]:
+        c = control.get(r["model"])
+        if c is None or r["status"] != "ok" or not r.get("accuracy") or "-pruned-" not in r["artifact"]:
+            continue
+        labels = np.asarray(r["accuracy"]["labels"])
+        if not np.array_equal(labels, np.asarray(c["labels"])):
+            raise SystemExit(f"{r['key']}: the control was not evaluated on the same images in the same order")
+        p = compare_paired(np.asarray(c["predictions"]), np.asarray(r["accuracy"]["predictions"]), labels,
+                           budget_pts=PRUNE_BAR_PTS)
+        out[r["key"]] = {"control_top1": p.reference_top1, "drop_pts": p.drop_pts, "ci_pts": list(p.ci_pts),
+                         "disagreements": p.disagreements, "mcnemar_p": p.mcnemar_p, "epochs": c["epochs"]}
+    return out
+
+
+def _rows(doc: dict[str, Any], unseen: dict[str, dict[str, Any]] | None = None,
+          control: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     arts = {a["name"]: a for a in doc["artifacts"]}
-    unseen = unseen or {}
+    unseen, control = unseen or {}, control or {}
     out = []
     for r in doc["results"]:
         m = r.get("metrics") or {}
@@ -126,6 +151,7 @@ def _rows(doc: dict[str, Any], unseen: dict[str, dict[str, Any]] | None = None) 
             "cv": m.get("latency_cv"), "unstable": m.get("latency_unstable"), "latency_n": m.get("latency_n"),
             "size_mb": m.get("model_size_mb"), "params": m.get("params"), "macs": m.get("macs"),
             "input_shape": art.get("input_shape"), "ac_unseen": unseen.get(r["key"]),
+            "vs_control": control.get(r["key"]),
         })
     return out
 
@@ -181,7 +207,8 @@ def analyse(rows: list[dict[str, Any]]) -> dict[str, Any]:
             pr = [r for r in mine if r["recipe"] == ratio_name and r["precision"] == "fp32"]
             if pr:
                 pruned[ratio_name] = [{k: r[k] for k in ("runtime", "drop_pts", "ci_pts", "p50_ms", "speedup_vs_fp32",
-                                                         "speed_verdict", "params", "macs")} for r in pr]
+                                                         "speed_verdict", "params", "macs", "vs_control")}
+                                      for r in pr]
         int8_rows = [{**{k: r[k] for k in ("recipe", "runtime", "drop_pts", "ci_pts", "ac_unseen")},
                       "honest_drop_pts": _honest_drop(r)} for r in int8]
         speed: dict[str, int] = {}
@@ -218,6 +245,11 @@ def _unseen(r: dict[str, Any]) -> str:
     return "" if not u else f"{u['drop_pts']:+.2f} [{u['ci_pts'][0]:+.2f}, {u['ci_pts'][1]:+.2f}] (n={u['n']})"
 
 
+def _control(r: dict[str, Any]) -> str:
+    c = r.get("vs_control")
+    return "" if not c else f"{c['drop_pts']:+.2f} [{c['ci_pts'][0]:+.2f}, {c['ci_pts'][1]:+.2f}]"
+
+
 def _drop_text(r: dict[str, Any]) -> str:
     """The drop a bar is judged on: on the images accuracy control never saw, where it chose on some."""
     u = r.get("ac_unseen")
@@ -246,7 +278,18 @@ INTRO = {
         "Both models were trained from scratch (seeded) for 8 epochs on the embedded animals training split at "
         "48x48 px by `benchmarks/pipelines/prune.toml` (warm-up then a cosine schedule run to its end), pruned "
         "with Torch-Pruning at 20 % and 30 % (channels rounded to 16) and recovered by 4 epochs distilled from "
-        "the parent. "),
+        "the parent. Those 4 epochs are training the parent never had, so each pruned row is also compared with "
+        "the same-recovery control (`benchmarks/prune_control.py`: the parent put through the identical 4 "
+        "distilled epochs with no pruning, evaluated on the same images with ONNX Runtime); the bar is judged on "
+        "the larger of the two drops. "),
+    "presets": (
+        "# INT8 presets: what keeping squeeze-excite, the classifier or depthwise convolutions in float does\n",
+        "MobileNetV3-large (SE, hard-swish) and EfficientNet-B0 (SE, SiLU), trained from scratch (seeded) for 8 "
+        "epochs at 48x48 px (the parents of `prune.md`), quantized by `benchmarks/pipelines/presets.toml` with no "
+        "accuracy control under three presets (docs/quantization-presets.md): `default` (everything quantizable "
+        "in INT8), `auto` (the family preset: SE blocks and the classifier in float; NNCF MIXED and full bias "
+        "correction) and `depthwise-float`, each with ONNX Runtime Q/DQ (U8S8) and NNCF for OpenVINO, from the "
+        "same 300 calibration images. "),
 }
 COMMON = (
     "Every artifact was benched by `edgekit run` on this CPU (2 threads, batch 1, real held-out samples, "
@@ -260,14 +303,16 @@ AC_NOTE = (
     " The INT8 recipes with `max_drop = 0.5` chose their float fallbacks on 1,000 of those 2,000 images (their "
     "manifests record which); a drop measured on images a choice was fitted to is optimistic, so those rows also "
     "show the paired drop on the other 1,000 ('Δ unseen by AC'), and the INT8 bar and the 'fastest within' "
-    "columns use that one. FP16 is not in the table: neither runtime executes FP16 on this CPU (it is for Jetson "
-    "and Intel GPUs).")
+    "columns use that one.")
+FP16_NOTE = (" FP16 is not in the table: neither runtime executes FP16 on this CPU (it is for Jetson and Intel "
+             "GPUs).")
 
 
 def markdown(rows: list[dict[str, Any]], per_model: dict[str, Any], runs: dict[str, Any], kind: str) -> str:
     title, intro = INTRO[kind]
     has_int8 = any(r["precision"] == "int8" for r in rows)
-    out = [title, intro + COMMON + (AC_NOTE if has_int8 else "") + "\n"]
+    has_ac = any(r.get("ac_unseen") for r in rows)
+    out = [title, intro + COMMON + (AC_NOTE if has_ac else "") + (FP16_NOTE if has_int8 else "") + "\n"]
     out.append("## The bars\n")
     for line in bars(per_model, judge_prune=kind == "prune"):
         out.append(f"- {line}")
@@ -289,7 +334,12 @@ def markdown(rows: list[dict[str, Any]], per_model: dict[str, Any], runs: dict[s
         out.append(f"| {model} | {shape} | {_f(ref.get('top1'), '{:.2%}')} | {best} | {cells[0]} | {cells[1]} |")
     for model in per_model:
         out.append(f"\n## {model}\n")
-        out.append("| artifact | runtime | precision | top-1 | Δ pts vs FP32 [95% CI] | Δ unseen by AC | disagree | "
+        c = next((r["vs_control"] for r in rows if r["model"] == model and r.get("vs_control")), None)
+        if c is not None:
+            out.append(f"Same-recovery control (the parent after the same {c['epochs']} distilled epochs, no "
+                       f"pruning; ONNX Runtime fp32): top-1 {c['control_top1']:.2%}.\n")
+        extra_head = "Δ vs same-recovery control" if kind == "prune" else "Δ unseen by AC"
+        out.append(f"| artifact | runtime | precision | top-1 | Δ pts vs FP32 [95% CI] | {extra_head} | disagree | "
                    "McNemar p | p50 ms | p90 ms | vs FP32 | size MB | params | MMACs |")
         out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in (r for r in rows if r["model"] == model):
@@ -299,7 +349,7 @@ def markdown(rows: list[dict[str, Any]], per_model: dict[str, Any], runs: dict[s
                            "| | | | | | | | | | |")
                 continue
             out.append(
-                f"| {r['artifact']} | {r['runtime']} | {prec} | {_f(r['top1'], '{:.2%}')} | {_drop(r)} | {_unseen(r)} | "
+                f"| {r['artifact']} | {r['runtime']} | {prec} | {_f(r['top1'], '{:.2%}')} | {_drop(r)} | {_unseen(r) or _control(r)} | "
                 f"{_f(r['disagreements'], '{}')} | {_f(r['mcnemar_p'], '{:.3g}')} | {_f(r['p50_ms'], '{:.3f}')} | "
                 f"{_f(r['p90_ms'], '{:.3f}')}{' (unstable)' if r['unstable'] else ''} | {_speed_cell(r)} | "
                 f"{_f(r['size_mb'])} | {_f(r['params'], '{:,}')} | {_f(r['macs'] and r['macs'] / 1e6, '{:.1f}')} |")
@@ -342,11 +392,20 @@ def bars(per_model: dict[str, Any], *, judge_prune: bool = True) -> list[str]:
                 if p["drop_pts"] is None or p["speedup_vs_fp32"] is None:
                     continue
                 gain = 1 - 1 / p["speedup_vs_fp32"]
-                meets = p["drop_pts"] <= PRUNE_BAR_PTS and gain >= PRUNE_BAR_GAIN and p["speed_verdict"] == "faster"
+                # judged on the larger of the drops against the parent and against the same-recovery control
+                drop = max(p["drop_pts"], p["vs_control"]["drop_pts"] if p.get("vs_control") else -1e9)
+                meets = drop <= PRUNE_BAR_PTS and gain >= PRUNE_BAR_GAIN and p["speed_verdict"] == "faster"
                 found.append((meets, ratio, p, gain))
         met = [f for f in found if f[0]]
-        each = "; ".join(f"{r} on {p['runtime']}: drop {p['drop_pts']:+.2f} [{p['ci_pts'][0]:+.2f}, {p['ci_pts'][1]:+.2f}]"
-                         f", latency {g:+.0%} ({p['speed_verdict']})" for _, r, p, g in found)
+
+        def ctrl(p: dict[str, Any]) -> str:
+            c = p.get("vs_control")
+            return "" if not c else (f", vs the same-recovery control {c['drop_pts']:+.2f} "
+                                     f"[{c['ci_pts'][0]:+.2f}, {c['ci_pts'][1]:+.2f}]")
+
+        each = "; ".join(f"{r} on {p['runtime']}: drop vs parent {p['drop_pts']:+.2f} [{p['ci_pts'][0]:+.2f}, "
+                         f"{p['ci_pts'][1]:+.2f}]{ctrl(p)}, p50 {-g:+.0%} ({p['speed_verdict']})"
+                         for _, r, p, g in found)
         if not judge_prune:
             lines.append(f"pruning, {model}: not judged here (3-epoch parent; the bar is judged in prune.md): "
                          f"{each or 'no row'}")
@@ -372,7 +431,7 @@ def main() -> None:
         if not res.is_file():
             raise SystemExit(f"no results for {name} at {res}: run without --report-only first")
         doc = json.loads(res.read_text(encoding="utf-8"))
-        rows += _rows(doc, _ac_unseen(doc, RUNS / name))
+        rows += _rows(doc, _ac_unseen(doc, RUNS / name), _vs_control(doc, RUNS / name))
         run = json.loads((RUNS / name / "run.json").read_text(encoding="utf-8"))
         failed = [s for s in run["steps"] if s["status"] in ("failed", "skipped")]
         runs[name] = (f"results created {doc['created']}, {len(doc['results'])} rows, steps "
@@ -381,7 +440,7 @@ def main() -> None:
                       + (f"; FAILED steps: {', '.join(s['label'] + ' (' + str(s['note']) + ')' for s in failed)}"
                          if failed else ""))
     per_model = analyse(rows)
-    kind = "prune" if args.pipelines == ["prune"] else "optimize"
+    kind = args.pipelines[0] if len(args.pipelines) == 1 and args.pipelines[0] in INTRO else "optimize"
     payload = {"pipelines": {n: (HERE / "pipelines" / f"{n}.toml").read_text(encoding="utf-8") for n in args.pipelines},
                "runs": runs, "bars": bars(per_model, judge_prune=kind == "prune"), "per_model": per_model, "rows": rows}
     j, m = write_results(args.out_name, payload, markdown(rows, per_model, runs, kind), script="optimize")
