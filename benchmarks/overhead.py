@@ -1,20 +1,25 @@
 """Harness overhead bars: edgekit's runners against the runtimes' own loops.
 
-* ONNX Runtime: edgekit's OnnxRuntimeRunner + measure_latency against a bare
-  ``InferenceSession.run`` loop with identical SessionOptions (bar: p50 within 3%).
+* ONNX Runtime: edgekit's OnnxRuntimeRunner + measure_latency against a bare ``InferenceSession.run`` loop
+  with identical SessionOptions, host time on both sides (bar: p50 within 3 %).
 * OpenVINO against OpenVINO's own ``benchmark_app`` (sync API, no hint with 1 stream (what the latency hint
-  means), same threads, same inference precision; bar: p50 within 3%). benchmark_app's "Median" is
+  means), same threads, same inference precision; bar: p50 within 3 %). benchmark_app's "Median" is
   ``InferRequest.latency``: the runtime's own timing of ``infer()`` inside C++, which leaves out the Python
-  binding's call and return. edgekit records that timer for every measured call too (``runtime_stats``), so
-  the like-for-like ratio is edgekit's runtime-timed p50 / benchmark_app's median. edgekit's headline p50 is
-  host wall time around the Python call; it is compared with a bare Python ``InferRequest.infer`` loop
-  (the harness's own overhead, bar 3%) and, for the record, with benchmark_app's median (the binding's cost
-  shows there; no bar).
+  binding's call and return. edgekit records that timer for every measured call (``runtime_stats``), so the
+  like-for-like ratio is edgekit's runtime-timed p50 / benchmark_app's. edgekit's headline p50 is host wall
+  time around the Python call; it is compared with a bare Python ``InferRequest.infer`` loop (the harness's
+  own cost, bar 3 %) and, without a bar, with benchmark_app (that ratio is the binding's call and return).
 
-The sides alternate in ABAB rounds on the same artifact so that drift on a
-shared machine hits both; the reported ratio is the median over rounds.
+Method. Sequential windows of several seconds drift by +-5 % on a shared 2-core machine, more than the bar.
+So the comparisons run in one process, in short blocks (``--block`` seconds) that alternate between the sides
+(forward, then reverse order) for ``--blocks`` rounds; each ratio is taken between adjacent blocks and the
+reported ratio is the median over blocks, with its interquartile range. benchmark_app itself runs in its own
+process, so it cannot be interleaved this finely: its sync loop (set the input tensor, ``infer()``, record
+``InferRequest.latency``) is replayed in-process as a side of its own, and the real benchmark_app runs
+``--app-runs`` times between the phases; the report gives the replay / benchmark_app ratio that validates
+the replay.
 
-    python benchmarks/overhead.py [--model mobilenetv3_large_100] [--seconds 10] [--rounds 3] [--threads 2]
+    python benchmarks/overhead.py [--model mobilenetv3_large_100] [--blocks 40] [--block 0.3] [--threads 2]
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,43 +45,54 @@ from edgekit.runtime.onnxruntime import OnnxRuntimeRunner  # noqa: E402
 from edgekit.runtime.openvino import OpenVINORunner  # noqa: E402
 
 BAR = 1.03
+Block = Callable[[float], dict[str, float]]  # run for ~s seconds -> {measure: p50 ms}
 
 
-def _bare_loop_p50(call, feeds: list, seconds: float) -> float:
-    """Host p50 (ms) of ``call(feed)`` over ``feeds`` in order: 1 s warm-up (as the edgekit side), then
-    ``seconds`` and at least 100 calls, each timed alone."""
-    call(feeds[0])
-    end = time.perf_counter_ns() + int(1e9)
-    while time.perf_counter_ns() < end:
-        call(feeds[0])
-    lat = []
+def _timed_loop(call: Callable[[Any], Any], feeds: list[Any], seconds: float,
+                after: Callable[[], float] | None = None) -> dict[str, float]:
+    """Host p50 (ms) of ``call(feed)`` cycling ``feeds``, each call timed alone; ``after`` (outside the timing)
+    returns the runtime's own timing of the call, in ms."""
+    host, own = [], []
     stop = time.perf_counter_ns() + int(seconds * 1e9)
     i = 0
-    while time.perf_counter_ns() < stop or len(lat) < 100:
+    while time.perf_counter_ns() < stop or len(host) < 20:
         f = feeds[i % len(feeds)]
         t0 = time.perf_counter_ns()
         call(f)
-        lat.append(time.perf_counter_ns() - t0)
+        host.append(time.perf_counter_ns() - t0)
+        if after is not None:
+            own.append(after())
         i += 1
-    return float(np.median(lat)) / 1e6
+    out = {"host": float(np.median(host)) / 1e6}
+    if own:
+        out["runtime"] = float(np.median(own))
+    return out
 
 
-def bare_ort_p50(path: Path, x: np.ndarray, seconds: float, threads: int) -> float:
-    """A bare ``InferenceSession.run`` loop with the SessionOptions edgekit's runner sets."""
+def ort_sides(path: Path, x: np.ndarray, threads: int) -> tuple[dict[str, Block], Callable[[], None]]:
     import onnxruntime as ort
 
-    so = ort.SessionOptions()
+    so = ort.SessionOptions()  # what edgekit's OnnxRuntimeRunner sets
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
-    return _bare_loop_p50(lambda f: sess.run(None, f), [{name: x[i : i + 1]} for i in range(len(x))], seconds)
+    feeds = [{name: x[i : i + 1]} for i in range(len(x))]
+    runner = OnnxRuntimeRunner(path, threads=threads)
+    runner.activate()
+    samples = [{runner.inputs[0].name: x[i : i + 1]} for i in range(len(x))]
+
+    def edgekit(s: float) -> dict[str, float]:
+        res = measure_latency(runner.infer, samples, warmup_s=0, min_duration_s=s, min_iterations=20)
+        return {"host": res.stats.p50}
+
+    return {"bare": lambda s: _timed_loop(lambda f: sess.run(None, f), feeds, s), "edgekit": edgekit}, \
+        runner.deactivate
 
 
-def bare_ov_p50(path: Path, x: np.ndarray, seconds: float, threads: int) -> float:
-    """A bare Python loop over ``InferRequest.infer`` (same compile config as edgekit's runner), host time."""
+def ov_sides(path: Path, x: np.ndarray, threads: int) -> tuple[dict[str, Block], Callable[[], None]]:
     import openvino as ov
     import openvino.properties as props
     import openvino.properties.hint as hints
@@ -83,18 +101,38 @@ def bare_ov_p50(path: Path, x: np.ndarray, seconds: float, threads: int) -> floa
            props.num_streams: 1, props.inference_num_threads: threads}
     req = ov.Core().compile_model(str(path), "CPU", cfg).create_infer_request()
     feeds = [np.ascontiguousarray(x[i : i + 1]) for i in range(len(x))]
-    return _bare_loop_p50(lambda f: req.infer([f], share_inputs=True, share_outputs=True), feeds, seconds)
+    one = ov.Tensor(np.ascontiguousarray(x[:1]))  # benchmark_app fills one tensor per request
+    runner = OpenVINORunner(path, precision="f32", hint="latency", streams=1, threads=threads)
+    runner.activate()
+    samples = [{runner.inputs[0].name: f} for f in feeds]
+
+    def app_replay(s: float) -> dict[str, float]:
+        def call(_: Any) -> None:
+            req.set_input_tensor(one)
+            req.infer()
+        return _timed_loop(call, [None], s, after=lambda: float(req.latency))
+
+    def edgekit(s: float) -> dict[str, float]:
+        res = measure_latency(runner.infer, samples, warmup_s=0, min_duration_s=s, min_iterations=20,
+                              runtime_clock=runner.last_runtime_ns, runtime_timer=runner.runtime_timer)
+        assert res.runtime_stats is not None, "the OpenVINO runner did not time its calls"
+        return {"host": res.stats.p50, "runtime": res.runtime_stats.p50}
+
+    sides = {"bare": lambda s: _timed_loop(lambda f: req.infer([f], share_inputs=True, share_outputs=True),
+                                           feeds, s),
+             "app_replay": app_replay, "edgekit": edgekit}
+    return sides, runner.deactivate
 
 
-def edgekit_p50(runner_factory, x: np.ndarray, seconds: float) -> tuple[float, float | None]:
-    """(host p50, the runtime's own p50 or None) of edgekit's runner + measure_latency."""
-    with runner_factory() as r:
-        name = r.inputs[0].name
-        samples = [{name: x[i : i + 1]} for i in range(len(x))]
-        res = measure_latency(r.infer, samples, warmup_s=1.0, min_duration_s=seconds, min_iterations=100,
-                              runtime_clock=r.last_runtime_ns if r.runtime_timer else None,
-                              runtime_timer=r.runtime_timer)
-        return res.stats.p50, res.runtime_stats.p50 if res.runtime_stats is not None else None
+def interleave(sides: dict[str, Block], blocks: int, block_s: float, warmup_s: float = 1.0) -> list[dict[str, Any]]:
+    """``blocks`` rounds of one block per side, order reversed every other round; per round {side: {...}}."""
+    for run in sides.values():
+        run(warmup_s / len(sides))
+    names = list(sides)
+    rounds = []
+    for b in range(blocks):
+        rounds.append({n: sides[n](block_s) for n in (names if b % 2 == 0 else names[::-1])})
+    return rounds
 
 
 def benchmark_app_p50(path: Path, seconds: float, threads: int, precision: str) -> float:
@@ -110,77 +148,86 @@ def benchmark_app_p50(path: Path, seconds: float, threads: int, precision: str) 
     return float(m.group(1))
 
 
+def _ratio(rounds: list[dict[str, Any]], num: tuple[str, str], den: tuple[str, str]) -> dict[str, Any]:
+    r = [b[num[0]][num[1]] / b[den[0]][den[1]] for b in rounds]
+    q1, med, q3 = (float(v) for v in np.percentile(r, [25, 50, 75]))
+    return {"median_ratio": med, "iqr": [q1, q3], "ratios": r,
+            "edgekit_ms": statistics.median(b[num[0]][num[1]] for b in rounds),
+            "reference_ms": statistics.median(b[den[0]][den[1]] for b in rounds)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="mobilenetv3_large_100")
-    ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--blocks", type=int, default=40, help="interleaved rounds per runtime")
+    ap.add_argument("--block", type=float, default=0.3, help="seconds per side per round")
+    ap.add_argument("--app-runs", type=int, default=3, help="benchmark_app runs (each --app-seconds long)")
+    ap.add_argument("--app-seconds", type=float, default=8.0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
 
     art = artifact_for(args.model)
     x = real_samples(art.manifest.preprocess, 64)
     path = art.model_path
-    rounds: list[dict[str, float]] = []
-    ov_runner = lambda: OpenVINORunner(path, precision="f32", hint="latency", streams=1, threads=args.threads)  # noqa: E731
-    for rnd in range(args.rounds):
-        rec: dict[str, float] = {}
-        sides = ["ort_bare", "ort_edgekit", "ov_app", "ov_edgekit", "ov_bare"]
-        for side in sides if rnd % 2 == 0 else sides[::-1]:
-            if side == "ort_bare":
-                rec[side] = bare_ort_p50(path, x, args.seconds, args.threads)
-            elif side == "ort_edgekit":
-                rec[side] = edgekit_p50(lambda: OnnxRuntimeRunner(path, threads=args.threads), x, args.seconds)[0]
-            elif side == "ov_app":
-                rec[side] = benchmark_app_p50(path, args.seconds, args.threads, "f32")
-            elif side == "ov_edgekit":
-                host, own = edgekit_p50(ov_runner, x, args.seconds)
-                assert own is not None, "the OpenVINO runner did not time its calls"
-                rec["ov_edgekit"], rec["ov_edgekit_runtime"] = host, own
-            else:
-                rec[side] = bare_ov_p50(path, x, args.seconds, args.threads)
-        rounds.append(rec)
-        print(f"round {rnd}: " + ", ".join(f"{k} {v:.3f}" for k, v in rec.items()), flush=True)
+    sides, close = ort_sides(path, x, args.threads)
+    ort_rounds = interleave(sides, args.blocks, args.block)
+    close()
+    sides, close = ov_sides(path, x, args.threads)
+    ov_rounds, app = [], []
+    per = max(1, args.blocks // args.app_runs)
+    for k in range(args.app_runs):  # benchmark_app between slices of the interleaved OpenVINO rounds
+        app.append(benchmark_app_p50(path, args.app_seconds, args.threads, "f32"))
+        ov_rounds += interleave(sides, per if k < args.app_runs - 1 else args.blocks - per * k, args.block)
+    close()
+    replay_ms = statistics.median(b["app_replay"]["runtime"] for b in ov_rounds)
+    app_ms = statistics.median(app)
 
-    # (runtime, edgekit value, reference value, what edgekit's number is, reference, bar or None)
     comparisons = [
-        ("onnxruntime", "ort_edgekit", "ort_bare", "host p50", "bare InferenceSession.run loop (host p50)", BAR),
-        ("openvino", "ov_edgekit_runtime", "ov_app", "runtime-timed p50 (InferRequest.latency)",
-         "benchmark_app -api sync -hint none -nstreams 1, f32 (median of InferRequest.latency)", BAR),
-        ("openvino", "ov_edgekit", "ov_bare", "host p50", "bare Python InferRequest.infer loop (host p50)", BAR),
-        ("openvino", "ov_edgekit", "ov_app", "host p50", "benchmark_app median (runtime-timed: no Python call)", None),
+        ("onnxruntime", "host p50", "bare InferenceSession.run loop (host p50)",
+         _ratio(ort_rounds, ("edgekit", "host"), ("bare", "host")), BAR),
+        ("openvino", "runtime-timed p50 (InferRequest.latency)",
+         "benchmark_app's sync loop replayed in-process (median of InferRequest.latency)",
+         _ratio(ov_rounds, ("edgekit", "runtime"), ("app_replay", "runtime")), BAR),
+        ("openvino", "host p50", "bare Python InferRequest.infer loop (host p50)",
+         _ratio(ov_rounds, ("edgekit", "host"), ("bare", "host")), BAR),
+        ("openvino", "host p50", "benchmark_app's loop replayed (runtime-timed: no Python call)",
+         _ratio(ov_rounds, ("edgekit", "host"), ("app_replay", "runtime")), None),
     ]
-    summary = []
     md = [
-        f"# Harness overhead: {args.model}, batch 1, {args.threads} threads, {args.seconds:.0f} s windows, "
-        f"{args.rounds} ABAB rounds\n",
-        "| runtime | edgekit number | reference | reference (ms) | edgekit (ms) | ratio (median of rounds) | bar | met |",
+        f"# Harness overhead: {args.model}, batch 1, {args.threads} threads, {args.blocks} interleaved rounds "
+        f"of {args.block:g} s per side\n",
+        "| runtime | edgekit number | reference | reference (ms) | edgekit (ms) | ratio: median over rounds [IQR] "
+        "| bar | met |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for rt, ek, ref, what, ref_text, bar in comparisons:
-        ratios = [r[ek] / r[ref] for r in rounds]
-        ratio = statistics.median(ratios)
-        ref_ms = statistics.median(r[ref] for r in rounds)
-        ek_ms = statistics.median(r[ek] for r in rounds)
-        met = None if bar is None else ratio <= bar
-        summary.append({"runtime": rt, "edgekit": ek, "reference": ref, "edgekit_measures": what,
-                        "reference_measures": ref_text, "ratios": ratios, "median_ratio": ratio, "bar": bar,
+    summary = []
+    for rt, what, ref_text, r, bar in comparisons:
+        met = None if bar is None else r["median_ratio"] <= bar
+        summary.append({"runtime": rt, "edgekit_measures": what, "reference_measures": ref_text, **r, "bar": bar,
                         "met": met})
         verdict = "-" if met is None else ("yes" if met else "NO")
-        md.append(f"| {rt} | {what} | {ref_text} | {ref_ms:.3f} | {ek_ms:.3f} | {ratio:.3f} | "
+        md.append(f"| {rt} | {what} | {ref_text} | {r['reference_ms']:.3f} | {r['edgekit_ms']:.3f} | "
+                  f"{r['median_ratio']:.3f} [{r['iqr'][0]:.3f}, {r['iqr'][1]:.3f}] | "
                   f"{'-' if bar is None else f'<= {bar}'} | {verdict} |")
     md.append(
-        "\nInputs: 64 real held-out embedded images cycled in a seeded order (edgekit and the bare loops); "
-        "benchmark_app fills one tensor of its own. benchmark_app reports `InferRequest.latency`, the runtime's "
-        "own timing of each call in C++; edgekit records the same timer for every measured call "
-        "(`latency.runtime_stats` in results.json, the `runtime p50` column), next to its headline host wall "
-        "time around the Python call. The last row is the Python binding's call and return, which any Python "
+        f"\nThe replay of benchmark_app's loop against the real `benchmark_app -api sync -hint none -nstreams 1 "
+        f"-nthreads {args.threads} -infer_precision f32` ({args.app_runs} runs of {args.app_seconds:g} s between "
+        f"the interleaved slices): replay median {replay_ms:.3f} ms, benchmark_app medians "
+        f"{', '.join(f'{v:.3f}' for v in app)} ms (median {app_ms:.3f}); replay / benchmark_app = "
+        f"{replay_ms / app_ms:.3f}. The real benchmark_app runs in its own process and minutes apart from some "
+        "of the blocks, so that ratio carries the machine's drift; the in-process ratios above do not.\n\n"
+        "Inputs: 64 real held-out embedded images cycled in a seeded order (edgekit and the bare loops); "
+        "benchmark_app and its replay use one filled tensor. benchmark_app reports `InferRequest.latency`, the "
+        "runtime's own timing of each call in C++; edgekit records the same timer for every measured call "
+        "(`latency.runtime_stats` in results.json, the `runtime p50` column) next to its headline host wall "
+        "time around the Python call. The last row is the Python binding's call and return, which a Python "
         "application pays and benchmark_app does not count. Per-round values are in the JSON file."
     )
     j, m = write_results(
         "overhead",
         {"model": args.model, "artifact_sha256": art.manifest.files[art.manifest.model_file],
-         "settings": vars(args), "rounds": rounds, "results": summary},
+         "settings": vars(args), "rounds": {"onnxruntime": ort_rounds, "openvino": ov_rounds},
+         "benchmark_app_ms": app, "replay_ms": replay_ms, "results": summary},
         "\n".join(md) + "\n",
     )
     print(Path(m).read_text())
