@@ -70,22 +70,16 @@ def _timed_loop(call: Callable[[Any], Any], feeds: list[Any], seconds: float,
 
 
 def ort_sides(path: Path, x: np.ndarray, threads: int) -> tuple[dict[str, Block], Callable[[], None]]:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()  # what edgekit's OnnxRuntimeRunner sets
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    feeds = [{name: x[i : i + 1]} for i in range(len(x))]
+    """edgekit's runner, and a bare ``run`` loop on the runner's own session (the same object: two sessions
+    alive in one process would let one's spinning thread pool slow the other)."""
     runner = OnnxRuntimeRunner(path, threads=threads)
     runner.activate()
-    samples = [{runner.inputs[0].name: x[i : i + 1]} for i in range(len(x))]
+    sess = runner._sess  # InferenceSession with the runner's SessionOptions (threads, sequential, all opts)
+    name = runner.inputs[0].name
+    feeds = [{name: x[i : i + 1]} for i in range(len(x))]
 
     def edgekit(s: float) -> dict[str, float]:
-        res = measure_latency(runner.infer, samples, warmup_s=0, min_duration_s=s, min_iterations=20)
+        res = measure_latency(runner.infer, feeds, warmup_s=0, min_duration_s=s, min_iterations=20)
         return {"host": res.stats.p50}
 
     return {"bare": lambda s: _timed_loop(lambda f: sess.run(None, f), feeds, s), "edgekit": edgekit}, \
@@ -93,17 +87,15 @@ def ort_sides(path: Path, x: np.ndarray, threads: int) -> tuple[dict[str, Block]
 
 
 def ov_sides(path: Path, x: np.ndarray, threads: int) -> tuple[dict[str, Block], Callable[[], None]]:
+    """edgekit's runner, a bare ``infer`` loop and the benchmark_app replay, all on the runner's own infer
+    request (compiled with f32, the latency hint, 1 stream, ``threads`` threads)."""
     import openvino as ov
-    import openvino.properties as props
-    import openvino.properties.hint as hints
 
-    cfg = {hints.inference_precision: ov.Type.f32, hints.performance_mode: hints.PerformanceMode.LATENCY,
-           props.num_streams: 1, props.inference_num_threads: threads}
-    req = ov.Core().compile_model(str(path), "CPU", cfg).create_infer_request()
-    feeds = [np.ascontiguousarray(x[i : i + 1]) for i in range(len(x))]
-    one = ov.Tensor(np.ascontiguousarray(x[:1]))  # benchmark_app fills one tensor per request
     runner = OpenVINORunner(path, precision="f32", hint="latency", streams=1, threads=threads)
     runner.activate()
+    req = runner._request
+    feeds = [np.ascontiguousarray(x[i : i + 1]) for i in range(len(x))]
+    one = ov.Tensor(np.ascontiguousarray(x[:1]))  # benchmark_app fills one tensor per request
     samples = [{runner.inputs[0].name: f} for f in feeds]
 
     def app_replay(s: float) -> dict[str, float]:
