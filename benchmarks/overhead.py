@@ -19,7 +19,7 @@ process, so it cannot be interleaved this finely: its sync loop (set the input t
 ``--app-runs`` times between the phases; the report gives the replay / benchmark_app ratio that validates
 the replay.
 
-    python benchmarks/overhead.py [--model mobilenetv3_large_100] [--blocks 40] [--block 0.3] [--threads 2]
+    python benchmarks/overhead.py [--model mobilenetv3_large_100] [--blocks 100] [--block 0.3] [--threads 2]
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def _ratio(rounds: list[dict[str, Any]], num: tuple[str, str], den: tuple[str, s
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="mobilenetv3_large_100")
-    ap.add_argument("--blocks", type=int, default=40, help="interleaved rounds per runtime")
+    ap.add_argument("--blocks", type=int, default=100, help="interleaved rounds per runtime")
     ap.add_argument("--block", type=float, default=0.3, help="seconds per side per round")
     ap.add_argument("--app-runs", type=int, default=3, help="benchmark_app runs (each --app-seconds long)")
     ap.add_argument("--app-seconds", type=float, default=8.0)
