@@ -21,6 +21,7 @@ runs, so run it on a quiet machine. The run directories go to ``~/.cache/edgekit
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
 import sys
@@ -59,6 +60,7 @@ def run_pipelines(names: list[str], threads: int | None) -> None:
 
 # -- reading the results -----------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=1)
 def _heldout() -> Any:
     from edgekit.data.embedded import load_embedded
 
@@ -77,7 +79,6 @@ def _ac_unseen(doc: dict[str, Any], run_dir: Path, budget: float = INT8_BAR_PTS)
     from edgekit.data.sampling import evaluation_indices
     from edgekit.optimize.quant_data import _sha256_lines
 
-    ds = None
     results = {r["key"]: r for r in doc["results"]}
     out: dict[str, dict[str, Any]] = {}
     for r in doc["results"]:
@@ -87,7 +88,7 @@ def _ac_unseen(doc: dict[str, Any], run_dir: Path, budget: float = INT8_BAR_PTS)
         q = (json.loads(man.read_text(encoding="utf-8")).get("extra") or {}).get("quantization") if man.is_file() else None
         if not q or not q.get("accuracy_control") or not str(q["eval"].get("origin", "")).startswith("embedded held-out"):
             continue
-        ds = ds if ds is not None else _heldout()
+        ds = _heldout()
         idx = evaluation_indices(ds.labels, int(q["eval"]["n"]), seed=int(q["eval"]["seed"]))
         if _sha256_lines([str(ds.source(int(i))) for i in idx]) != q["eval"]["sources_sha256"]:
             raise SystemExit(f"{r['artifact']}: cannot reproduce the accuracy-control image list (hash differs)")

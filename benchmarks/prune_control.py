@@ -80,20 +80,20 @@ def control(parent: Path, *, epochs: int, distill: bool, data: str, seed: int, t
     src = prune_source.resolve(str(parent), weights=opts.weights, num_classes=None, img_size=None)
     model = src.loaded.model.eval()
     h, w = (int(v) for v in src.preprocess.input_size)
+    config = opts.train_config()
     with deterministic(seed, threads), tempfile.TemporaryDirectory(prefix="edgekit-control-") as tmp:
         loaders, _ = _recovery_data(opts, src)
         before = evaluate(model, loaders.heldout)[1]
         teacher = copy.deepcopy(model).eval() if distill else None
         for p in model.parameters():
             p.requires_grad_(True)
-        record = train(model, loaders, teacher=teacher, config=opts.train_config(), progress=as_progress(print))
+        record = train(model, loaders, teacher=teacher, config=config, progress=as_progress(print))
         model.eval()
         onnx_path = Path(tmp) / "control.onnx"
         export_torch_to_onnx(model, onnx_path, input_shape=(1, 3, h, w), opset=opts.opset)
         preds, labels = _heldout_predictions(onnx_path, parent, threads)
     return {"parent": str(parent), "epochs": epochs, "distill": distill, "seed": seed, "threads": threads,
-            "train_config": {"lr": opts.train_config().lr, "warmup_epochs": opts.train_config().warmup_epochs,
-                             "select": opts.train_config().select},
+            "train_config": {"lr": config.lr, "warmup_epochs": config.warmup_epochs, "select": config.select},
             "heldout_top1_training_view": {"before": before, "after": float(record.heldout_top1),
                                            "selected_epoch": record.selected_epoch},
             "top1": float(np.mean(preds == labels)), "predictions": preds.tolist(), "labels": labels.tolist(),

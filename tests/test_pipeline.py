@@ -567,9 +567,12 @@ def test_every_cache_follows_one_root(monkeypatch, tmp_path):
     from edgekit.bench import model_cache
     from edgekit.build import tensorrt_engine
     from edgekit.core.cache import cache_root
-    from edgekit.pipeline.cache import default_cache_root
+    from edgekit.pipeline.cache import StepCache
 
-    resolvers = (cache_root, default_cache_root, model_cache.cache_root, tensorrt_engine.cache_root)
+    def step_root() -> object:
+        return StepCache(None).root.parent
+
+    resolvers = (cache_root, step_root, model_cache.cache_root, tensorrt_engine.cache_root)
     for var in ("EDGEKIT_CACHE", "EDGEKIT_CACHE_DIR", "XDG_CACHE_HOME"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

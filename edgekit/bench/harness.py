@@ -264,19 +264,14 @@ def measure_latency(
 
     cold_ns = _timed(pick, infer, clock)
     warm_iters, warm_ns = _warmup(pick, infer, clock, warmup_s, progress, "warmup")
-    rt_ns: list[int] = []
-
-    def read_runtime() -> None:
-        v = runtime_clock() if runtime_clock is not None else None
-        if v is not None:
-            rt_ns.append(int(v))
-
+    rt_ns: list[int | None] = []
     lat, duration_ns, cut_short = _window(pick, infer, clock, min_duration_s, min_iterations, max_duration_s,
-                                          progress, "measure", read_runtime if runtime_clock is not None else None)
+                                          progress, "measure",
+                                          (lambda: rt_ns.append(runtime_clock())) if runtime_clock else None)
     min_it = int(min_iterations)
     stats = LatencyStats.from_ns(lat, cv_threshold=cv_threshold, ci_level=ci_level)
-    rt_stats = (LatencyStats.from_ns(rt_ns, cv_threshold=cv_threshold, ci_level=ci_level)
-                if rt_ns and len(rt_ns) == len(lat) else None)
+    rt_stats = (LatencyStats.from_ns(rt_ns, cv_threshold=cv_threshold, ci_level=ci_level)  # type: ignore[arg-type]
+                if rt_ns and None not in rt_ns else None)
     for w in stats.warnings():
         log.info("%s", w)
     return LatencyResult(

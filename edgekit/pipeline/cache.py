@@ -26,10 +26,6 @@ from edgekit.core.manifest import MANIFEST_NAME, Artifact, load_artifact
 from edgekit.core.versions import tool_versions
 
 
-def default_cache_root() -> Path:
-    return cache_root()
-
-
 def canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
@@ -75,7 +71,7 @@ class StepCache:
     """Entries under ``root``; ``force`` makes every lookup a miss."""
 
     def __init__(self, root: Path | None = None, *, force: bool = False) -> None:
-        self.root = Path(root) if root is not None else default_cache_root() / "steps"
+        self.root = Path(root) if root is not None else cache_root() / "steps"
         self.force = force
 
     def entry(self, kind: str, key: str) -> CacheEntry:
