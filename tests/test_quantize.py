@@ -414,14 +414,14 @@ def test_ort_accuracy_control_honours_budget(run, parent: Path, tmp_path: Path):
     ctrl = q["accuracy_control"]
     assert q["accuracy"]["drop_pts"] <= budget and ctrl["fits"]
     assert q["accuracy"]["paired"]["drop_pts"] == q["accuracy"]["drop_pts"]
-    if d0 > budget:  # the fallback had to work: layers went back to float, and the graph shows it
-        assert 1 <= ctrl["iterations"] <= 6 and ctrl["kept_float"]
-        assert set(ctrl["kept_float"]) <= set(_float_nodes(res.artifact.model_path))
-        assert q["excluded_nodes"]["accuracy_control"] == ctrl["kept_float"]
-        assert [s["k"] for s in ctrl["steps"]][:2] == [1, 2]
-        assert all(s["fits"] == (s["drop_pts"] <= budget) for s in ctrl["steps"])
-    else:
-        assert ctrl["iterations"] == 0
+    # plain INT8 is over the budget here (measured +0.25 pt), so the fallback had to work: layers went back
+    # to float, and the graph shows it
+    assert d0 > budget
+    assert 1 <= ctrl["iterations"] <= 6 and ctrl["kept_float"]
+    assert set(ctrl["kept_float"]) <= set(_float_nodes(res.artifact.model_path))
+    assert q["excluded_nodes"]["accuracy_control"] == ctrl["kept_float"]
+    assert [s["k"] for s in ctrl["steps"]][:2] == [1, 2]
+    assert all(s["fits"] == (s["drop_pts"] <= budget) for s in ctrl["steps"])
     # too few iterations for that budget (it needs 6 here): refused, exit 1, nothing left behind
     short = tmp_path / "short"
     with pytest.raises(CheckFailed, match=f"over the {budget:g} pt budget") as exc:
