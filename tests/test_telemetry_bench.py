@@ -179,3 +179,45 @@ def test_sustained_mode_gives_intervals_and_a_first_last_ratio(linear, monkeypat
     assert len(t.intervals) == 3 and sum(i["iterations"] for i in t.intervals) == rep.results[0].latency.iterations
     assert all(i["power_w"] == pytest.approx(1.0) for i in t.intervals)
     assert t.first_last["power_w"] == pytest.approx(1.0) and t.first_last["p50_ms"] > 0
+
+
+def test_energy_in_every_output(linear, monkeypatch, tmp_path):
+    from edgekit.report import csv_text, markdown_text
+    from edgekit.report.html import render_html
+    from edgekit.report.table import bench_table
+
+    src = StepSource()
+    src.step_at = 0  # a steady 4 W
+    monkeypatch.setattr(session_mod, "open_source", lambda *a, **k: (src, []))
+    rep = run_bench(BenchOptions(target="cpu", artifacts=(linear,), runtimes=("ort",), **{**FAST, "accuracy": True},
+                                 telemetry=TelemetryOptions(rate_hz=50, idle_s=0.2, sustained_min=0.04,
+                                                            interval_s=0.8)))
+    t = rep.results[0].telemetry
+    assert t.mean_power_w == pytest.approx(4.0) and t.energy_mj == pytest.approx(
+        4000 * rep.results[0].latency.duration_s / rep.results[0].latency.iterations, rel=0.01)
+    csv = csv_text(rep).splitlines()
+    row = dict(zip(csv[0].split(","), csv[1].split(",")))
+    assert float(row["energy_mj"]) == pytest.approx(t.energy_mj) and row["power_scope"] == "module input"
+    md = markdown_text(rep)
+    assert "mJ/inf [95% CI]" in md and "power: fake, scope module input" in md
+    from rich.console import Console
+
+    console = Console(width=250, record=True)
+    console.print(bench_table(rep))
+    assert "mJ/inf" in console.export_text()
+    html = render_html(rep)
+    assert "Energy vs accuracy" in html and "energy per inference (mJ)" in html
+    assert "Sustained run" in html and "latency p50 per interval" in html and "mean power per interval" in html
+    # temperature is plotted where a thermal zone is readable, and said to be missing where not
+    assert "temperature (hottest zone) per interval" in html or "no readable thermal zone" in html
+
+
+def test_no_source_shows_na_with_the_reasons(linear):
+    from edgekit.report import markdown_text
+
+    rep = run_bench(BenchOptions(target="cpu", artifacts=(linear,), runtimes=("ort",), **FAST,
+                                 telemetry=TelemetryOptions(power="off")))
+    md = markdown_text(rep)
+    assert "| n/a |" in md.replace("n/a |", "n/a |") and "power: not measured here" in md
+    assert "not measured (--power off)" in md
+    assert rep.results[0].metrics()["energy_mj"] is None

@@ -74,7 +74,9 @@ class WindowMonitor:
         self.t1_ns = self.clock()
         self._stop.set()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(timeout=10.0)
+            if self._thread.is_alive():  # a source read stuck in the kernel: give up on it, say so
+                self.errors.append("the sampler thread did not stop within 10 s")
         self._read()
         self._snap(True)
 
