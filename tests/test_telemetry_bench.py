@@ -221,3 +221,73 @@ def test_no_source_shows_na_with_the_reasons(linear):
     assert "| n/a |" in md.replace("n/a |", "n/a |") and "power: not measured here" in md
     assert "not measured (--power off)" in md
     assert rep.results[0].metrics()["energy_mj"] is None
+
+
+@pytest.fixture(scope="module")
+def energy_report(linear):
+    src = StepSource()
+    src.step_at = 0  # a steady 4 W
+    mp = pytest.MonkeyPatch()
+    mp.setattr(session_mod, "open_source", lambda *a, **k: (src, []))
+    try:
+        return run_bench(BenchOptions(target="cpu", artifacts=(linear,), runtimes=("ort",), **FAST,
+                                      telemetry=TelemetryOptions(rate_hz=50, idle_s=0.2)))
+    finally:
+        mp.undo()
+
+
+def _with_energy(rep, factor: float, **tel):
+    import dataclasses
+
+    rows = []
+    for r in rep.results:
+        t = r.telemetry
+        ci = t.energy_ci_mj
+        kw = {"energy_mj": t.energy_mj * factor, "energy_ci_mj": (ci[0] * factor, ci[1] * factor) if ci else None}
+        t2 = dataclasses.replace(t, **{**kw, **tel})
+        rows.append(dataclasses.replace(r, telemetry=t2))
+    return dataclasses.replace(rep, results=tuple(rows))
+
+
+def test_gate_max_energy_increase(energy_report, tmp_path):
+    from edgekit.bench.results import write_report
+    from edgekit.gate import GateOptions
+    from edgekit.gate.compare import gate_reports
+
+    def energy_checks(cur, budget):
+        res = gate_reports(cur, energy_report, options=GateOptions(max_energy_increase_pct=budget).validate())
+        return [c for row in res.rows for c in row.checks if c.name == "energy"]
+
+    same = energy_checks(energy_report, 10)
+    assert [c.outcome for c in same] == ["pass"]
+    worse = energy_checks(_with_energy(energy_report, 1.5), 10)
+    assert [c.outcome for c in worse] == ["fail"] and not worse[0].passed and worse[0].change == pytest.approx(50)
+    other = energy_checks(_with_energy(energy_report, 1.5, scope="CPU package", source="rapl"), 10)
+    assert [c.outcome for c in other] == ["skipped"] and "not compared" in other[0].message
+    gone = energy_checks(_with_energy(energy_report, 1.0, energy_mj=None, power_unavailable=("rapl: absent",)), 10)
+    assert gone[0].outcome == "skipped" and "rapl: absent" in gone[0].message
+    base, cur = tmp_path / "base.json", tmp_path / "cur.json"
+    write_report(energy_report, tmp_path / "r0.json")
+    r = CliRunner().invoke(cli, ["gate", str(tmp_path / "r0.json"), "--baseline", str(base), "--update-baseline"])
+    assert r.exit_code == 0, r.output
+    write_report(_with_energy(energy_report, 1.5), cur)
+    r = CliRunner().invoke(cli, ["gate", str(cur), "--baseline", str(base), "--max-energy-increase", "10"])
+    assert r.exit_code == 1 and "energy" in r.output
+    r = CliRunner().invoke(cli, ["gate", str(cur), "--baseline", str(base), "--max-energy-increase", "60"])
+    assert r.exit_code == 0, r.output
+
+
+def test_history_metric_energy_mj(energy_report, tmp_path):
+    from edgekit.history import append_report
+
+    db = tmp_path / "h.sqlite"
+    for i, f in enumerate((1.0, 1.25)):
+        import dataclasses
+
+        rep = dataclasses.replace(_with_energy(energy_report, f), created=f"2025-01-0{i + 1}T00:00:00+00:00")
+        append_report(rep, db=db, git_commit="a" * 40)
+    r = CliRunner().invoke(cli, ["history", "--db", str(db), "--metric", "energy_mj", "--json"])
+    assert r.exit_code == 0, r.output
+    pts = json.loads(r.output)
+    assert [p["metric"] for p in pts] == ["energy_mj", "energy_mj"]
+    assert pts[1]["value"] == pytest.approx(1.25 * pts[0]["value"]) and pts[1]["change_pct"] == pytest.approx(25.0)
