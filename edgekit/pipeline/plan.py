@@ -36,7 +36,7 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "prune": ("torch", "torchvision", "timm", "torch-pruning", "onnx", "onnxruntime", "onnxscript", "numpy",
               "Pillow", "safetensors"),
 }
-_COMMON_SOURCES = ("core/*.py", "data/*.py", "zoo/*.py", "export/*.py", "runtime/*.py",
+_COMMON_SOURCES = ("core/*.py", "data/*.py", "zoo/*.py", "export/*.py", "runtime/**/*.py",
                    "graph/*.py", "pipeline/steps.py")
 _TRAIN_SOURCES = ("optimize/__init__.py", "optimize/train/*.py")
 #: the edgekit files (globs under the package) whose content each step kind depends on
