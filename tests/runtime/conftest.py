@@ -195,3 +195,9 @@ def fake_trt(monkeypatch: pytest.MonkeyPatch):
         return fake.install(monkeypatch, version, **kw)
 
     return install
+
+
+@pytest.fixture
+def fake():
+    """The fake_tensorrt module (FakeGPU, FakeTensorRT, ...), for tests that shape the device."""
+    return load_fake_tensorrt()

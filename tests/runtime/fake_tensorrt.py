@@ -380,6 +380,7 @@ class FakeNetwork(Strict):
     def __init__(self, trt: FakeTensorRT, flags: int) -> None:
         super().__init__(trt._classes["INetworkDefinition"], trt._version)
         self._trt, self._flags, self._parsed = trt, flags, None
+        self._input_shape: list[int] = []
         self._layers: list[FakeLayer] = []
 
     def has_implicit_batch_dimension(self) -> bool:
@@ -495,7 +496,7 @@ class FakeBuilder(Strict):
             return None
         plan = {"profile": {k: list(map(list, v)) for k, v in (config._profiles[0] if config._profiles else {}).items()},
                 "version_compatible": "VERSION_COMPATIBLE" in config._flags, "built_on": trt._gpu.current,
-                "flags": sorted(config._flags)}
+                "flags": sorted(config._flags), "input_shape": network._input_shape}
         return b"FAKEPLAN" + json.dumps(plan).encode()
 
 
@@ -523,6 +524,10 @@ class FakeParser(Strict):
             self._errors.append("fake: ModelImporter.cpp: failed to parse")
             return False
         self._network._parsed = path
+        import onnx
+
+        dims = onnx.load(path, load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+        self._network._input_shape = [d.dim_value if d.HasField("dim_value") else -1 for d in dims]
         self._network._layers = [FakeLayer(self._trt, i, k) for i, k in enumerate(self._trt._layers)]
         return True
 
@@ -574,9 +579,11 @@ class FakeEngine(Strict):
 
     def get_tensor_shape(self, name: str):
         prof = self._plan["profile"].get("image")
-        if prof and prof[0] == prof[2]:  # a static engine has static dims
-            return tuple(prof[0]) if name == "image" else (prof[0][0], TINY_CLASSES)
-        return (-1, 3, 16, 16) if name == "image" else (-1, TINY_CLASSES)
+        if prof is None:  # no profile: the ONNX's own (static) shape
+            shape = tuple(self._plan["input_shape"])
+        else:
+            shape = tuple(prof[0]) if prof[0] == prof[2] else (-1, 3, 16, 16)
+        return shape if name == "image" else (shape[0], TINY_CLASSES)
 
     def get_tensor_dtype(self, name: str):
         return self._trt.DataType.FLOAT
