@@ -20,7 +20,6 @@ EXTRA_OF: dict[str, str] = {
     "nncf": "openvino",
     "tensorrt": "tensorrt",
     "polygraphy": "tensorrt",
-    "cuda": "tensorrt",
     "torch_pruning": "prune",
 }
 

@@ -132,8 +132,10 @@ def test_agx_orin_engine_is_refused_on_an_orin_nano(tiny_onnx, fake_trt, fake, t
     agx = _build(tiny_onnx, tmp_path)
     _jetson(monkeypatch, "p3767-0005")
     trt, _ = fake_trt(gpu=fake.FakeGPU(sms=8))
-    with pytest.raises(ArtifactError, match="Jetson module: engine p3701-0005, device p3767-0005.*SMs: engine 16, device 8"):
+    with pytest.raises(ArtifactError) as exc:
         _runner(tmp_path).activate()
+    assert "Jetson module: engine p3701-0005, device p3767-0005" in str(exc.value)
+    assert "SMs: engine 16, device 8" in str(exc.value)
     assert trt._deserialized == []
     nano = agx.with_environment({"jetson_module": "p3767-0005", "sm_count": 8})
     assert environment_digest(agx.to_json()) != environment_digest(nano.to_json())
