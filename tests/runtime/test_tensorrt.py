@@ -2,7 +2,7 @@
 
 * Checks that need no TensorRT: request validation (INT8 only from Q/DQ, shapes, DLA), missing
   packages naming the extra.
-* The backend's logic against a fake TensorRT 10 / 11 and cuda-python (conftest.py): flags per
+* The backend's logic against the strict fake TensorRT 8.6 / 10 / 11 + libcudart (fake_tensorrt.py): flags per
   precision and version, timing cache, sidecar verification before deserializing, I/O buffers,
   timing.
 * Real builds and runs, skipped without a GPU.

@@ -58,10 +58,6 @@ _TRT_DTYPES = {
 }
 
 
-def _handle(obj: Any) -> int:
-    return int(obj)
-
-
 class TensorRTRunner(Runner):
     """Run a TensorRT engine built by :func:`build_engine_file` (engine + sidecar)."""
 
@@ -246,7 +242,7 @@ class TensorRTRunner(Runner):
         for name, arr in feeds.items():
             cuda.memcpy_async(res["dev"][name], res["host"][name][0], arr.nbytes, _cuda.H2D, stream)
         timer.mark(1)  # compute starts
-        if not ctx.execute_async_v3(_handle(stream)):
+        if not ctx.execute_async_v3(stream):
             raise DeviceError(f"TensorRT execute_async_v3 failed: {' | '.join(res['logger'].errors)[:400] or 'see the log'}")
         timer.mark(2)  # D2H starts
         shapes: dict[str, tuple[int, ...]] = {}
