@@ -26,9 +26,8 @@ from edgekit.core.errors import UsageError
 from edgekit.core.target_schema import (
     ARCHES,
     FAMILIES,
-    ORT_PROVIDERS,
     PRECISIONS,
-    RUNTIME_DEVICES,
+    RUNTIME_RULES,
     SCHEMA_VERSION,
     HardwareSpec,
     MemorySpec,
@@ -45,7 +44,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 __all__ = [
-    "ARCHES", "FAMILIES", "ORT_PROVIDERS", "PRECISIONS", "RUNTIME_DEVICES", "SCHEMA_VERSION", "HardwareSpec", "MemorySpec",
+    "ARCHES", "FAMILIES", "PRECISIONS", "RUNTIME_RULES", "SCHEMA_VERSION", "HardwareSpec", "MemorySpec",
     "PeakCompute", "PowerMode", "RuntimeSpec", "TargetProfile", "builtin_target_names", "builtin_targets_dir",
     "list_targets", "load_target", "load_target_file", "parse_target", "read_device_tree_model", "resolve_jetson",
 ]
