@@ -71,7 +71,7 @@ class BuildOptions:
     threads: int | None = None
     parity_images: int = 4
     parity_random: int = 1
-    rel_tol: float | None = None  # None: VERIFY_REL_TOL
+    rel_tol: float | None = None  # None: the backend's verify_rel_tol for the precision
     seed: int = 0
     timing_cache_dir: Path | None = None
     timing_cache: bool = True
