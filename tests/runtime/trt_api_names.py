@@ -1,4 +1,5 @@
-"""Which names the real ``tensorrt`` Python module has, per version: the strict fake allows only these.
+"""Which names the real ``tensorrt`` Python module has, per version, and the strictness that enforces them:
+:class:`Strict` objects raise ``AttributeError`` for any other public name, read or written, as pybind11 does.
 
 Derived (2026-12-05) from the compiled bindings of the PyPI wheels, read without a GPU:
 ``pip download --no-deps tensorrt-bindings==8.6.1 tensorrt-cu12-bindings==10.3.0 tensorrt-cu13-bindings==11.4.0.106``,
@@ -92,3 +93,54 @@ def api(version: str) -> tuple[dict[str, frozenset[str]], dict[str, list[str]]]:
             classes["Runtime"] -= {"engine_host_code_allowed"}
             enums = {**enums, "BuilderFlag": [f for f in enums["BuilderFlag"] if f != "VERSION_COMPATIBLE"]}
     return {k: frozenset(v) for k, v in classes.items()}, enums
+
+
+# -- strictness -------------------------------------------------------------------------------------------------
+class Strict:
+    """Attributes outside ``_names`` (public ones) raise AttributeError, read or written."""
+
+    _kind = "object"
+
+    def __init__(self, names: frozenset[str], version: str) -> None:
+        object.__setattr__(self, "_names", names)
+        object.__setattr__(self, "_version", version)
+
+    def __getattribute__(self, name: str):
+        if not name.startswith("_") and name not in object.__getattribute__(self, "_names"):
+            kind, v = object.__getattribute__(self, "_kind"), object.__getattribute__(self, "_version")
+            raise AttributeError(f"'tensorrt.{kind}' object has no attribute '{name}' (TensorRT {v})")
+        return object.__getattribute__(self, name)
+
+    def __setattr__(self, name: str, value) -> None:
+        if not name.startswith("_") and name not in object.__getattribute__(self, "_names"):
+            kind, v = object.__getattribute__(self, "_kind"), object.__getattribute__(self, "_version")
+            raise AttributeError(f"'tensorrt.{kind}' object has no attribute '{name}' (TensorRT {v})")
+        object.__setattr__(self, name, value)
+
+
+class Member:
+    def __init__(self, enum: str, name: str, value: int) -> None:
+        self.enum, self.name, self.value = enum, name, value
+
+    def __int__(self) -> int:
+        return self.value
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Member) and (self.enum, self.name) == (other.enum, other.name)
+
+    def __hash__(self) -> int:
+        return hash((self.enum, self.name))
+
+    def __repr__(self) -> str:
+        return f"{self.enum}.{self.name}"
+
+
+class _EnumMeta(type):
+    def __getattr__(cls, name: str):
+        raise AttributeError(f"type object '{cls.__name__}' has no attribute '{name}' (TensorRT {cls._version})")
+
+
+def enum_type(name: str, members: list[str], version: str) -> type:
+    ns = {m: Member(name, m, i) for i, m in enumerate(members)}
+    ns["_version"] = version
+    return _EnumMeta(name, (), ns)
