@@ -291,3 +291,12 @@ def test_history_metric_energy_mj(energy_report, tmp_path):
     pts = json.loads(r.output)
     assert [p["metric"] for p in pts] == ["energy_mj", "energy_mj"]
     assert pts[1]["value"] == pytest.approx(1.25 * pts[0]["value"]) and pts[1]["change_pct"] == pytest.approx(25.0)
+
+
+def test_plot_ticks_of_a_float_thin_range_terminate():
+    """One energy point whose CI whisker is a few ulps wide once looped forever in nice_ticks."""
+    from edgekit.report.svg import nice_ticks
+
+    ticks = nice_ticks(0.1100000001, 0.1100000002)
+    assert 2 <= len(ticks) <= 24 and ticks[0] <= 0.1100000001 and ticks[-1] >= 0.1100000002
+    assert nice_ticks(0.0, 10.0) == [0, 2, 4, 6, 8, 10]
