@@ -430,3 +430,32 @@ def test_nvml_with_a_fake_library_and_without_one():
 
     got = probe_nvml(module=NoDriver())
     assert isinstance(got, Unavailable) and "no NVIDIA driver" in got.reason
+
+
+def test_cooldown_waits_until_near_idle_and_gives_up_at_its_limit(tmp_path):
+    import time as _time
+
+    from edgekit.telemetry.session import Telemetry, TelemetryOptions
+
+    _thermal(tmp_path, 0, "cpu-thermal", 60000, [("passive", 95000)])
+    temp = tmp_path / "sys/class/thermal/thermal_zone0/temp"
+    sleeps = []
+
+    def cooling(s: float) -> None:  # each second of waiting cools the zone by 2 °C
+        sleeps.append(s)
+        temp.write_text(f"{int(temp.read_text()) - 2000}\n")
+
+    tel = Telemetry(TelemetryOptions(power="off", cooldown=True, cooldown_delta_c=3.0), source=None,
+                    unavailable=[], probe=StateProbe(tmp_path), sleep=cooling)
+    tel.idle_temp_c = 50.0
+    got = tel.cooldown()
+    assert got["reached"] and got["target_c"] == 53.0 and got["temp_c"] == 52.0 and len(sleeps) == 4
+    temp.write_text("70000\n")
+    stuck = Telemetry(TelemetryOptions(power="off", cooldown=True, cooldown_max_s=0.05), source=None,
+                      unavailable=[], probe=StateProbe(tmp_path), sleep=lambda s: _time.sleep(0.02))
+    stuck.idle_temp_c = 50.0
+    got = stuck.cooldown()
+    assert not got["reached"] and got["temp_c"] == 70.0 and got["waited_s"] >= 0.05
+    nothing = Telemetry(TelemetryOptions(power="off", cooldown=True), source=None, unavailable=[],
+                        probe=StateProbe(tmp_path / "empty"))
+    assert nothing.cooldown()["reason"].startswith("no idle temperature")
