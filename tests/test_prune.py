@@ -283,7 +283,7 @@ def _check_artifact(result, name: str) -> None:
     loaded = load_pruned(art)
     import numpy as np
 
-    from edgekit.export.pipeline import parity_inputs
+    from edgekit.data.sampling import parity_inputs
     from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner
 
     x, _ = parity_inputs(m.preprocess, n_real=2, n_random=0, seed=3)

@@ -250,7 +250,7 @@ class Builder:
 
     # -- FP16 -------------------------------------------------------------------------------
     def fp16(self) -> Built:
-        from edgekit.export.parity import compare_outputs
+        from edgekit.runtime.compare import compare_outputs
         from edgekit.optimize.quant import fp16
 
         if self.p.output_format == "openvino-ir":
