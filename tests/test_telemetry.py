@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from edgekit.telemetry.base import Scope, Unavailable
-from edgekit.telemetry.clocks import capped, find_cpu_clocks, find_gpu_clock, read_clocks
+from edgekit.telemetry.base import PowerReading, Scope, Unavailable
+from edgekit.telemetry.clocks import (
+    capped,
+    find_cpu_clocks,
+    find_gpu_clock,
+    read_clocks,
+)
 from edgekit.telemetry.detect import open_source
 from edgekit.telemetry.energy import energy_mj, t95, window_energy
-from edgekit.telemetry.base import PowerReading
 from edgekit.telemetry.hwmon import probe_hwmon
 from edgekit.telemetry.overcurrent import find_counters, read_counters
 from edgekit.telemetry.rapl import HOW_TO_ENABLE, energy_delta_uj, probe_rapl
-from edgekit.telemetry.rpi import parse_pmic, parse_throttled, probe_pmic, throttle_flags
+from edgekit.telemetry.rpi import (
+    parse_pmic,
+    parse_throttled,
+    probe_pmic,
+    throttle_flags,
+)
 from edgekit.telemetry.state import Snapshot, StateProbe
 from edgekit.telemetry.tegrastats import MAX_LINE, TegrastatsSource, parse_line
 from edgekit.telemetry.thermal import Trip, find_zones, read_temps

@@ -16,17 +16,18 @@ from edgekit.bench.results import BenchReport
 from edgekit.bench.runner import BenchOptions, run_bench
 from edgekit.cli.main import cli
 from edgekit.telemetry import session as session_mod
-from edgekit.telemetry.base import PowerReading, Scope
+from edgekit.telemetry.base import PowerReading, Scope, Unavailable
 from edgekit.telemetry.rapl import probe_rapl
-from edgekit.telemetry.base import Unavailable
 from edgekit.telemetry.session import TelemetryOptions
 
-FAST = dict(min_duration_s=1.0, min_iterations=20, warmup_s=0.1, batch_sizes=(1,), accuracy=False)
+FAST = {"min_duration_s": 1.0, "min_iterations": 20, "warmup_s": 0.1, "batch_sizes": (1,), "accuracy": False}
 
 
 @pytest.fixture(scope="module")
 def linear(tmp_path_factory) -> Path:
-    from test_bench import _train_linear_artifact  # the fast softmax-regression ONNX artifact
+    from test_bench import (
+        _train_linear_artifact,  # the fast softmax-regression ONNX artifact
+    )
 
     return _train_linear_artifact(tmp_path_factory.mktemp("tel") / "linear")
 
@@ -207,6 +208,7 @@ def test_energy_in_every_output(linear, monkeypatch, tmp_path):
     assert "mJ/inf" in console.export_text()
     html = render_html(rep)
     assert "Energy vs accuracy" in html and "energy per inference (mJ)" in html
+    assert "sustained 3 intervals, last/first: p50 x" in md
     assert "Sustained run" in html and "latency p50 per interval" in html and "mean power per interval" in html
     # temperature is plotted where a thermal zone is readable, and said to be missing where not
     assert "temperature (hottest zone) per interval" in html or "no readable thermal zone" in html

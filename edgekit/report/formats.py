@@ -103,6 +103,23 @@ def _telemetry_cells(r: BenchResult) -> dict[str, str]:
     return out
 
 
+def _telemetry_notes(r: BenchResult) -> list[str]:
+    t, out = r.telemetry, []
+    if t is not None and t.first_last:
+        fl = t.first_last
+
+        def ratio(k: str) -> str:
+            return "-" if fl.get(k) is None else f"x{fl[k]:.3f}"
+
+        out.append(f"sustained {len(t.intervals)} intervals, last/first: p50 {ratio('p50_ms')}, throughput "
+                   f"{ratio('throughput_sps')}, power {ratio('power_w')}, temperature {ratio('temp_max_c')}")
+    if t is not None and t.cooldown and not t.cooldown.get("reached"):
+        c = t.cooldown
+        out.append(c.get("reason") or f"cooldown: still {c.get('temp_c')} °C after {c.get('waited_s', 0):.0f} s "
+                                      f"(target {c.get('target_c')} °C)")
+    return out
+
+
 def power_line(report: BenchReport) -> str | None:
     """How power was measured (source, scope, rate, idle), or None when telemetry did not run."""
     tel = report.settings.get("telemetry")
@@ -138,6 +155,7 @@ def _footnotes(report: BenchReport) -> tuple[dict[str, str], list[str]]:
         for err, sizes in refused.items():
             parts.append(f"batch{'es' if len(sizes) > 1 else ''} {', '.join(sizes)}: {err}")
         parts.extend(r.warnings)
+        parts.extend(_telemetry_notes(r))
         ids = []
         for text in dict.fromkeys(parts):
             if text not in index:

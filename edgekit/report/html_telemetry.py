@@ -56,8 +56,8 @@ def line_svg(series: Sequence[tuple[str, list[tuple[float, float]]]], *, title: 
     def sy(v: float) -> float:
         return top + ph - (v - y0) / (y1 - y0) * ph
 
-    out = [f'<svg class="plot" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-           f'aria-label="{escape(title)}"><title>{escape(title)}</title>',
+    out = [(f'<svg class="plot" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="{escape(title)}"><title>{escape(title)}</title>'),
            f'<text x="{left}" y="18" font-size="13" font-weight="bold">{escape(title)}</text>',
            f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>']
     for t in nice_ticks(y0, y1, 4):
@@ -84,15 +84,15 @@ def line_svg(series: Sequence[tuple[str, list[tuple[float, float]]]], *, title: 
 
 def sustained_section(group: TargetGroup) -> str:
     """Latency and temperature (and power) over time for every row run with --sustained; '' when none."""
-    rows = [(src, r) for src, r in group.rows() if r.telemetry is not None and r.telemetry.intervals]
+    rows = [(src, r, r.telemetry) for src, r in group.rows() if r.telemetry is not None and r.telemetry.intervals]
     if not rows:
         return ""
     charts = []
     for key, label, unit in (("p50_ms", "latency p50", "ms"), ("temp_max_c", "temperature (hottest zone)", "°C"),
                              ("power_w", "mean power", "W")):
         series = []
-        for src, r in rows:
-            pts = [((i["start_s"] + i["end_s"]) / 2, i[key]) for i in r.telemetry.intervals if i.get(key) is not None]
+        for src, r, t in rows:
+            pts = [((i["start_s"] + i["end_s"]) / 2, i[key]) for i in t.intervals if i.get(key) is not None]
             if pts:
                 series.append((f"{src.tag + ':' if group.merged else ''}{r.artifact} {r.runtime} {r.precision}", pts))
         svg = line_svg(series, title=f"{label} per interval", x_label="seconds into the sustained window",
@@ -100,12 +100,12 @@ def sustained_section(group: TargetGroup) -> str:
         if svg:
             charts.append(f"<figure>{svg}</figure>")
         elif key == "temp_max_c":
-            why = rows[0][1].telemetry.state_absent.get("temperature", "no temperature was read")
+            why = rows[0][2].state_absent.get("temperature", "no temperature was read")
             charts.append(f'<p class="note">No temperature plot: {e(why)}</p>')
     ratios = "".join(
-        f"<li>{e(r.key)}: last/first p50 {_r(r.telemetry.first_last, 'p50_ms')}, throughput "
-        f"{_r(r.telemetry.first_last, 'throughput_sps')}, power {_r(r.telemetry.first_last, 'power_w')}</li>"
-        for _, r in rows)
+        f"<li>{e(r.key)}: last/first p50 {_r(t.first_last, 'p50_ms')}, throughput "
+        f"{_r(t.first_last, 'throughput_sps')}, power {_r(t.first_last, 'power_w')}</li>"
+        for _, r, t in rows)
     return "".join(charts) + f'<ul class="notes">{ratios}</ul>'
 
 

@@ -13,7 +13,13 @@ for the device state; :mod:`~edgekit.telemetry.throttle` for the rules;
 
 from __future__ import annotations
 
-from edgekit.telemetry.base import PowerReading, PowerSource, Scope, SourceName, Unavailable
+from edgekit.telemetry.base import (
+           PowerReading,
+           PowerSource,
+           Scope,
+           SourceName,
+           Unavailable,
+)
 from edgekit.telemetry.detect import PowerChoice, open_source
 from edgekit.telemetry.result import TelemetryResult
 from edgekit.telemetry.session import Telemetry, TelemetryOptions

@@ -67,10 +67,17 @@ class Unavailable:
 class PowerSource(Protocol):
     """A readable power source (what :func:`probe` returns when it works)."""
 
-    name: str
-    scope: Scope
-    kind: str  # "power" or "energy"
-    detail: str  # e.g. the rails summed, the RAPL zones
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def scope(self) -> Scope: ...
+
+    @property
+    def kind(self) -> str: ...  # "power" or "energy"
+
+    @property
+    def detail(self) -> str: ...  # e.g. the rails summed, the RAPL zones
 
     def read(self) -> PowerReading: ...
 

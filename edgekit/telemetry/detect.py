@@ -14,7 +14,13 @@ from enum import StrEnum
 from pathlib import Path
 
 from edgekit.core.errors import UsageError
-from edgekit.telemetry.base import CommandRunner, PowerSource, SourceName, Unavailable, run_command
+from edgekit.telemetry.base import (
+    CommandRunner,
+    PowerSource,
+    SourceName,
+    Unavailable,
+    run_command,
+)
 
 
 class PowerChoice(StrEnum):

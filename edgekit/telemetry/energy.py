@@ -16,6 +16,7 @@ gives no interval.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -88,7 +89,7 @@ def window_energy(readings: Sequence[PowerReading], t0_ns: int, t1_ns: int, *, k
     if b >= 2:
         edges = np.linspace(t0_ns, t1_ns, b + 1)
         powers = []
-        for lo, hi in zip(edges[:-1], edges[1:]):
+        for lo, hi in itertools.pairwise(edges):
             eb = _energy(t, v, float(lo), float(hi), kind)
             if eb is not None:
                 powers.append(eb / ((hi - lo) / 1e9) / 1000.0)

@@ -14,7 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.telemetry.base import PowerReading, Scope, SourceName, Unavailable, read_int, read_text
+from edgekit.telemetry.base import (
+    PowerReading,
+    Scope,
+    SourceName,
+    Unavailable,
+    read_int,
+    read_text,
+)
 from edgekit.telemetry.rails import total_of
 
 I2C = Path("sys/bus/i2c/devices")

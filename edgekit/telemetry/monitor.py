@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import Self
 
 from edgekit.telemetry.base import PowerReading, PowerSource
 from edgekit.telemetry.state import Snapshot, StateProbe
@@ -84,7 +85,7 @@ class WindowMonitor:
         """The harness hook: ``start`` right before the measured window, ``stop`` right after it."""
         (self.start if event == "start" else self.stop)()
 
-    def __enter__(self) -> WindowMonitor:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

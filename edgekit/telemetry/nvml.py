@@ -9,11 +9,14 @@ INA3221 sources there).
 from __future__ import annotations
 
 import importlib
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 from edgekit.telemetry.base import PowerReading, Scope, SourceName, Unavailable
+
+log = logging.getLogger(__name__)
 
 
 class NvmlSource:
@@ -37,8 +40,8 @@ class NvmlSource:
     def close(self) -> None:
         try:
             self._nvml.nvmlShutdown()
-        except Exception:  # noqa: BLE001 - shutting down a library that may already be gone
-            pass
+        except Exception as e:  # noqa: BLE001 - shutting down a library that may already be gone
+            log.debug("nvmlShutdown: %s", e)
 
 
 def probe_nvml(*, index: int = 0, module: Any = None,
@@ -61,8 +64,8 @@ def probe_nvml(*, index: int = 0, module: Any = None,
     except Exception as e:  # noqa: BLE001 - NotSupported on pre-Volta GPUs
         try:
             module.nvmlShutdown()
-        except Exception:  # noqa: BLE001
-            pass
+        except Exception as shut:  # noqa: BLE001 - already failing; the first error is the one reported
+            log.debug("nvmlShutdown: %s", shut)
         return Unavailable(SourceName.NVML, f"GPU {index} has no readable energy counter ({type(e).__name__}: {e})",
                            fix="NVML's energy counter needs a Volta or newer GPU")
     return NvmlSource(module, handle, name.decode() if isinstance(name, bytes) else str(name), index, clock=clock)

@@ -17,7 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.telemetry.base import PowerReading, Scope, SourceName, Unavailable, read_int, read_text
+from edgekit.telemetry.base import (
+    PowerReading,
+    Scope,
+    SourceName,
+    Unavailable,
+    read_int,
+    read_text,
+)
 
 POWERCAP = Path("sys/class/powercap")
 HOW_TO_ENABLE = ("run as root, or let your group read the counters: a udev rule "

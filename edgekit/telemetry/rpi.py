@@ -17,7 +17,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edgekit.telemetry.base import CommandRunner, PowerReading, Scope, SourceName, Unavailable, run_command
+from edgekit.telemetry.base import (
+    CommandRunner,
+    PowerReading,
+    Scope,
+    SourceName,
+    Unavailable,
+    run_command,
+)
 
 _ADC = re.compile(r"^\s*(\S+)_([AV])\s+(?:current|volt)\(\d+\)=([-+\w.]+?)([AV])\s*$")
 _THROTTLED = re.compile(r"throttled=(0x[0-9a-fA-F]+|\d+)")

@@ -9,6 +9,7 @@ assumes the host.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -48,7 +49,7 @@ class TelemetryOptions:
                               ("--sustained", self.sustained_min, False), ("interval_s", self.interval_s, False)):
             if v is None:
                 continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or (v == 0 and not zero) or v != v:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or v < 0 or (v == 0 and not zero):
                 raise UsageError(f"{name} must be a number {'>= 0' if zero else '> 0'}, got {v!r}")
 
     def to_json(self) -> dict[str, Any]:
@@ -70,8 +71,10 @@ class Telemetry:
         """Probe everything under ``options.root``; ``source`` (tests) skips the probing of power sources."""
         options.validate()
         root = Path(options.root)
+        src: PowerSource | None
+        why: list[Unavailable] = []
         if source is not None:
-            src, why = source, []
+            src = source
         else:
             src, why = open_source(options.power, root=root, run=run or run_command, prefer_gpu=prefer_gpu)
         probe = StateProbe(root, run=run)
@@ -159,7 +162,7 @@ class Telemetry:
             return {**base, "source": None,
                     "power_unavailable": (f"{src.name}: read during the window but {why}",)}
         per = we.energy_mj / iterations
-        out = {**base, "samples": we.samples, "mean_power_w": we.mean_power_w, "window_energy_j": we.energy_mj / 1e3,
+        out: dict[str, Any] = {**base, "samples": we.samples, "mean_power_w": we.mean_power_w, "window_energy_j": we.energy_mj / 1e3,
                "energy_mj": per, "inferences_per_j": iterations / (we.energy_mj / 1e3) if we.energy_mj > 0 else None}
         if we.power_ci_w is not None:
             scale = we.duration_s * 1e3 / iterations  # W -> mJ per inference

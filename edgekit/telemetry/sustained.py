@@ -9,6 +9,7 @@ percent of the window.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,15 +30,15 @@ def interval_table(mon: Any, latencies_ns: Sequence[int], *, kind: str | None,
     lat = np.asarray(latencies_ns, dtype=np.float64)
     ends = np.cumsum(lat)
     ends = t0 + ends * ((t1 - t0) / ends[-1]) if ends[-1] > 0 else np.full(len(lat), float(t1))
-    n_int = max(1, int(round(total_s / step)))
+    n_int = max(1, round(total_s / step))
     edges = np.linspace(t0, t1, n_int + 1)
     rows: list[dict[str, Any]] = []
-    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+    for i, (lo, hi) in enumerate(itertools.pairwise(edges)):
         sel = (ends > lo) & (ends <= hi) if i else (ends >= lo) & (ends <= hi)
         calls = lat[sel]
         temps = [s.max_temp_c for s in mon.snapshots if lo <= s.t_ns <= hi and s.max_temp_c is not None]
         we = window_energy(mon.readings, int(lo), int(hi), kind=kind) if kind else None
-        rows.append({"start_s": (lo - t0) / 1e9, "end_s": (hi - t0) / 1e9, "iterations": int(len(calls)),
+        rows.append({"start_s": (lo - t0) / 1e9, "end_s": (hi - t0) / 1e9, "iterations": len(calls),
                      "p50_ms": float(np.median(calls)) / 1e6 if len(calls) else None,
                      "throughput_sps": len(calls) / ((hi - lo) / 1e9),
                      "power_w": we.mean_power_w if we else None,
