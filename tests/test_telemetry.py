@@ -467,3 +467,14 @@ def test_cooldown_waits_until_near_idle_and_gives_up_at_its_limit(tmp_path):
     nothing = Telemetry(TelemetryOptions(power="off", cooldown=True), source=None, unavailable=[],
                         probe=StateProbe(tmp_path / "empty"))
     assert nothing.cooldown()["reason"].startswith("no idle temperature")
+
+
+def test_hwmon_reads_the_jetpack4_iio_layout(tmp_path):
+    """JetPack 4 (Nano) exposes the INA3221 as iio: rail_name_<k> and in_power<k>_input in mW."""
+    base = "sys/bus/i2c/devices/6-0040/iio:device0"
+    for k, (rail, mw) in enumerate((("POM_5V_IN", 2933), ("POM_5V_GPU", 120), ("POM_5V_CPU", 840))):
+        _write(tmp_path, f"{base}/rail_name_{k}", rail)
+        _write(tmp_path, f"{base}/in_power{k}_input", mw)
+    src = probe_hwmon(tmp_path)
+    r = src.read()
+    assert r.power_mw == 2933 and src.scope == Scope.MODULE_INPUT and r.rails_mw["POM_5V_CPU"] == 840
