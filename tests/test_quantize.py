@@ -30,13 +30,13 @@ EVAL = 400
 # -- patterns on a hand-built graph ------------------------------------------------------------
 
 
-def _tiny_se_model() -> "onnx.ModelProto":
+def _tiny_se_model() -> onnx.ModelProto:
     """dw conv -> relu -> SE(pool, conv, relu, conv, hardsigmoid, mul) -> pw conv -> SiLU -> pool -> fc."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
 
-    def w(name: str, *shape: int) -> "onnx.TensorProto":
+    def w(name: str, *shape: int) -> onnx.TensorProto:
         return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.1, name)
 
     nodes = [

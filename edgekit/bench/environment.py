@@ -13,8 +13,6 @@ import logging
 import os
 import platform
 import re
-import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

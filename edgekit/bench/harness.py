@@ -416,7 +416,7 @@ def measure_throughput(
         batches = make_batches(samples, int(bs), seed=seed, max_samples=max_batch_samples)
         pos = [0]
 
-        def pick(batches: list[dict[str, np.ndarray]] = batches) -> dict[str, np.ndarray]:
+        def pick(batches: list[dict[str, np.ndarray]] = batches, pos: list[int] = pos) -> dict[str, np.ndarray]:
             pos[0] += 1
             return batches[(pos[0] - 1) % len(batches)]
 

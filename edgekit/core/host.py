@@ -239,7 +239,7 @@ def _jetpack(l4t: Optional[str], run: Run, timeout_s: float) -> Tuple[Optional[s
     return jp, (f"inferred from L4T {l4t}" if jp else None)
 
 
-def read_host_facts(*, root: "str | os.PathLike[str]" = "/", run: Optional[Run] = None, timeout_s: float = 5.0,
+def read_host_facts(*, root: str | os.PathLike[str] = "/", run: Optional[Run] = None, timeout_s: float = 5.0,
                     disk_path: Optional[str] = None, arch: Optional[str] = None,
                     python: Optional[str] = None) -> HostFacts:
     """The facts of this host (``root`` = ``/``) or of a recorded tree; ``run`` runs ``nvpmodel`` and

@@ -89,7 +89,7 @@ def options_class(kind: StepKind) -> type:
     return _load(kind.options)  # type: ignore[no-any-return]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def key_rules(name: str) -> dict[str, TomlRule]:
     """``key -> (types, check, wants)`` of a kind's pipeline table, from its options fields."""
     kind = KINDS[name]

@@ -29,7 +29,7 @@ from edgekit.pipeline.config import ModelStep, Pipeline, Recipe
 from edgekit.pipeline.kinds import KINDS
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def source_digest(kind: str) -> str:
     """sha256 over the edgekit files that make a step of ``kind`` (relative name and content)."""
     import edgekit

@@ -125,7 +125,7 @@ def results_table(group: TargetGroup) -> str:
         shown = summary_rows(src.report)
         body.extend(_result_row(group, src, r, row) for r, row in zip(src.report.results, shown))
         for n in report_notes(src.report):
-            notes.append(re.sub(r"^\[(\d+)\]", lambda m: f"[{src.tag}{m.group(1)}]", n) if group.merged else n)
+            notes.append(re.sub(r"^\[(\d+)\]", lambda m, tag=src.tag: f"[{tag}{m.group(1)}]", n) if group.merged else n)
     note_html = "".join(f"<li>{e(n)}</li>" for n in notes)
     return (table(heads, body, cls="sortable results")
             + (f'<ul class="notes">{note_html}</ul>' if note_html else ""))

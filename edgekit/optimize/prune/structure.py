@@ -243,7 +243,7 @@ def _prune_depgraph(
     kept = [f"{head_name} (classifier outputs)"]
     notes: list[str] = []
     attn = attention_modules(model)
-    for name, mod in attn:
+    for _name, mod in attn:
         ignored.append(mod)
         ignored.extend(mod.parameters())  # relative-position tables are parameters outside any layer
     if attn:
