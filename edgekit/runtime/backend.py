@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from edgekit.core.manifest import Manifest
+from edgekit.core.specs import StrEnum  # enum.StrEnum is 3.11+; edgekit runs on 3.10
 from edgekit.core.target_schema import RuntimeSpec
 from edgekit.runtime.base import Runner
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
+
+from edgekit.core.specs import StrEnum  # enum.StrEnum is 3.11+; edgekit runs on 3.10
 
 #: runs an argv and returns its stdout; raises OSError (not found) or subprocess.SubprocessError
 CommandRunner = Callable[[Sequence[str]], str]

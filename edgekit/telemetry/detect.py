@@ -10,10 +10,10 @@ is an error that says why and how to fix it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
 
 from edgekit.core.errors import UsageError
+from edgekit.core.specs import StrEnum  # enum.StrEnum is 3.11+; edgekit runs on 3.10
 from edgekit.telemetry.base import (
     CommandRunner,
     PowerSource,

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Self
 
 from edgekit.telemetry.base import PowerReading, PowerSource
 from edgekit.telemetry.state import Snapshot, StateProbe
@@ -85,7 +84,7 @@ class WindowMonitor:
         """The harness hook: ``start`` right before the measured window, ``stop`` right after it."""
         (self.start if event == "start" else self.stop)()
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> WindowMonitor:
         self.start()
         return self
 
