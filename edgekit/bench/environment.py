@@ -73,7 +73,7 @@ class Environment:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Environment:
-        kw = {k: d.get(k) for k in cls.__dataclass_fields__}
+        kw: dict[str, Any] = {k: d.get(k) for k in cls.__dataclass_fields__}
         for k in ("affinity", "cpu_flags", "governor"):
             kw[k] = tuple(kw[k]) if kw[k] is not None else (() if k == "cpu_flags" else None)
         kw["jetson"] = JetsonInfo(**d["jetson"]) if d.get("jetson") else None

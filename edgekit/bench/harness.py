@@ -279,7 +279,7 @@ def measure_latency(
             on_window("stop")
     min_it = int(min_iterations)
     stats = LatencyStats.from_ns(lat, cv_threshold=cv_threshold, ci_level=ci_level)
-    rt_stats = (LatencyStats.from_ns(rt_ns, cv_threshold=cv_threshold, ci_level=ci_level)  # type: ignore[arg-type]
+    rt_stats = (LatencyStats.from_ns(rt_ns, cv_threshold=cv_threshold, ci_level=ci_level)
                 if rt_ns and None not in rt_ns else None)
     for w in stats.warnings():
         log.info("%s", w)

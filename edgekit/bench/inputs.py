@@ -20,9 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -77,7 +77,7 @@ def _spec_key(spec: PreprocessSpec) -> str:
 class DataSource:
     """One dataset for the whole run, prepared per artifact preprocessing (cached by spec)."""
 
-    def __init__(self, data: str | Path | None, *, seed: int = 0, latency_samples: int = MIN_DISTINCT_SAMPLES,
+    def __init__(self, data: str | os.PathLike[str] | None, *, seed: int = 0, latency_samples: int = MIN_DISTINCT_SAMPLES,
                  eval_size: int | None = None, accuracy: bool = True,
                  max_preload_bytes: int = DEFAULT_MAX_PRELOAD_BYTES) -> None:
         self.explicit = data is not None

@@ -81,8 +81,9 @@ class MemoryResult:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> MemoryResult:
-        return cls(**{k: d.get(k) for k in ("rss_before_mb", "rss_after_mb", "peak_rss_mb", "hwm_before_mb",
-                                             "hwm_after_mb", "samples", "interval_s", "source")})
+        kw: dict[str, Any] = {k: d.get(k) for k in ("rss_before_mb", "rss_after_mb", "peak_rss_mb", "hwm_before_mb",
+                                                     "hwm_after_mb", "samples", "interval_s", "source")}
+        return cls(**kw)
 
 
 class MemorySampler:
@@ -130,8 +131,8 @@ class MemorySampler:
     def _finish(self) -> MemoryResult:
         if not self._before:
             peak = _getrusage_peak_bytes()
-            mb = peak / _MB if peak is not None else None
-            return MemoryResult(None, None, None, None, mb, 0, self.interval_s, "getrusage")
+            peak_mb = peak / _MB if peak is not None else None
+            return MemoryResult(None, None, None, None, peak_mb, 0, self.interval_s, "getrusage")
         self._sample()
         after = read_status_kb(self.status_path)
         peak_kb = self._peak_kb

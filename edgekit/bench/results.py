@@ -143,8 +143,8 @@ class BenchResult:
         best = self.throughput.best if self.throughput is not None else None
         m["throughput_best_sps"] = best.samples_per_s if best is not None else None
         m["throughput_best_batch"] = best.batch_size if best is not None else None
-        for p in self.throughput.points if self.throughput is not None else ():
-            m[f"throughput_b{p.batch_size}_sps"] = p.samples_per_s
+        for pt in self.throughput.points if self.throughput is not None else ():
+            m[f"throughput_b{pt.batch_size}_sps"] = pt.samples_per_s
         mem = self.memory
         m["peak_rss_mb"] = mem.peak_rss_mb if mem is not None else None
         m["peak_rss_increase_mb"] = mem.peak_increase_mb if mem is not None else None

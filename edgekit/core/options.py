@@ -66,11 +66,11 @@ def opt(default: Any = MISSING, *, help: str = "", rule: Rule | None = None, fla
     return dataclasses.field(default=default, metadata=meta)
 
 
-def option_meta(f: dataclasses.Field) -> dict[str, Any] | None:  # type: ignore[type-arg]
+def option_meta(f: dataclasses.Field[Any]) -> dict[str, Any] | None:
     return f.metadata.get(_META)
 
 
-def flag_of(f: dataclasses.Field) -> str:  # type: ignore[type-arg]
+def flag_of(f: dataclasses.Field[Any]) -> str:
     meta = option_meta(f) or {}
     return meta.get("flag") or "--" + f.name.replace("_", "-")
 
@@ -88,10 +88,10 @@ def _passes(rule: Rule, value: Any) -> bool:
         return False
 
 
-def problem(f: dataclasses.Field, value: Any) -> Rule | None:  # type: ignore[type-arg]
+def problem(f: dataclasses.Field[Any], value: Any) -> Rule | None:
     """The rule ``value`` breaks for field ``f`` (None: allowed, or the field has no rule)."""
     meta = option_meta(f)
-    rule = meta and meta["rule"]
+    rule = meta["rule"] if meta else None
     if rule is None or value is None:
         return None
     return None if _passes(rule, value) else rule

@@ -221,7 +221,8 @@ class _Table:
             return default
         v = self.data[key]
         types = typ if isinstance(typ, tuple) else (typ,)
-        if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
+        wrong_type = not isinstance(v, types) or (isinstance(v, bool) and bool not in types)
+        if wrong_type:  # a named test: narrowing by a runtime tuple of types would leave v typed "object"
             names = "a number" if float in types else " or ".join(_TYPE_NAMES.get(x, x.__name__) for x in types)
             self.fail(f"must be {names}, got {v!r}", key)
         return float(v) if float in types else v

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from edgekit.core.errors import DataError
@@ -36,7 +37,7 @@ from edgekit.data.sampling import (
 EMBEDDED = "embedded"
 
 
-def load_dataset(spec_or_path: str | Path | None, *, split: str = "heldout") -> Dataset:
+def load_dataset(spec_or_path: str | os.PathLike[str] | None, *, split: str = "heldout") -> Dataset:
     """The dataset named by a ``--data`` value.
 
     - ``None`` or ``"embedded"``: the embedded dataset, split ``split``

@@ -31,8 +31,11 @@ class Dataset(Protocol):
     instead of failing the run.
     """
 
-    name: str
-    skipped: list[tuple[Path | str, str]]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def skipped(self) -> list[tuple[Path | str, str]]: ...  # read-only: the list is appended to, never replaced
 
     @property
     def classes(self) -> tuple[str, ...]: ...

@@ -51,7 +51,7 @@ def _stratified(labels: np.ndarray, n: int, seed: int, exclude: Sequence[int] | 
     """Selected indices ordered by their random key."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
         raise UsageError(f"the number of samples must be a positive integer, got {n!r}")
-    keys = np.random.default_rng(seed).random(labels.shape[0])
+    keys = np.random.default_rng(seed).random(len(labels))
     avail = np.nonzero(_available(labels.shape[0], exclude))[0]
     if n >= avail.size:
         return avail[np.argsort(keys[avail], kind="stable")]
@@ -108,7 +108,7 @@ def per_class_indices(labels: Sequence[int] | np.ndarray, k: int, *, seed: int =
     lab = _labels(labels)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
         raise UsageError(f"the number of samples per class must be a positive integer, got {k!r}")
-    keys = np.random.default_rng(seed).random(lab.shape[0])
+    keys = np.random.default_rng(seed).random(len(lab))
     out = [m[np.argsort(keys[m], kind="stable")[:k]] for m in (np.nonzero(lab == c)[0] for c in np.unique(lab))]
     return np.sort(np.concatenate(out)) if out else np.zeros(0, dtype=np.int64)
 
@@ -164,7 +164,7 @@ def batch_iter(
     produced = 0
 
     def emit() -> tuple[np.ndarray, ...]:
-        out = (np.stack(xs), np.asarray(ys, dtype=np.int64))
+        out: tuple[np.ndarray, ...] = (np.stack(xs), np.asarray(ys, dtype=np.int64))
         if with_indices:
             out = (*out, np.asarray(ids, dtype=np.int64))
         xs.clear()

@@ -267,7 +267,7 @@ def latency_check(row: str, base: LatencyStats, cur: LatencyStats, options: Gate
         noise_txt += f", CI lower bound of the increase {100 * ci_low:+.1f} %"
     if base.unstable or cur.unstable:
         noise_txt += "; a run was unstable (CV above its threshold)"
-    kw = {"row": row, "name": name, "baseline": b_ms, "current": c_ms, "change": 100 * rel, "unit": "%",
+    kw: dict[str, Any] = {"row": row, "name": name, "baseline": b_ms, "current": c_ms, "change": 100 * rel, "unit": "%",
           "details": details}
     if not_comparable is not None:
         return Check(outcome="skipped", passed=True, message=f"{what}; not compared: {not_comparable}", **kw)
@@ -295,7 +295,8 @@ def class_changes(base_pred: np.ndarray, cur_pred: np.ndarray, labels: np.ndarra
                   class_names: tuple[str, ...] | None = None, alpha: float = 0.05) -> list[ClassChange]:
     """Classes whose per-image results changed, worst first (Holm-corrected McNemar flags)."""
     base_ok, cur_ok = base_pred == labels, cur_pred == labels
-    rows = []
+    #: (class, name, support, baseline top-1, current top-1, lost, gained, McNemar p)
+    rows: list[tuple[int, str | None, int, float, float, int, int, float]] = []
     for k in np.unique(labels):
         mask = labels == k
         lost, gained = int(np.sum(mask & base_ok & ~cur_ok)), int(np.sum(mask & ~base_ok & cur_ok))
@@ -303,8 +304,8 @@ def class_changes(base_pred: np.ndarray, cur_pred: np.ndarray, labels: np.ndarra
             continue
         sup = int(mask.sum())
         name = class_names[int(k)] if class_names is not None and int(k) < len(class_names) else None
-        rows.append([int(k), name, sup, float(base_ok[mask].mean()), float(cur_ok[mask].mean()), lost, gained,
-                     mcnemar_exact_p(lost, gained)])
+        rows.append((int(k), name, sup, float(base_ok[mask].mean()), float(cur_ok[mask].mean()), lost, gained,
+                     mcnemar_exact_p(lost, gained)))
     # Holm: the i-th smallest p (0-based) is significant if p * (m - i) <= alpha and all smaller ones were
     m = len(rows)
     flagged = set()

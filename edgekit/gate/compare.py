@@ -221,7 +221,8 @@ def reference_row(baseline: Baseline, cur: BenchResult, precision: str) -> Basel
     rows = [b for b in baseline.rows if b.model == cur.model and b.precision == precision]
     same = [b for b in rows if b.runtime == cur.runtime and b.device == cur.device]
     ran = [b for b in rows if b.status == "ok"]
-    return (same or ran or rows or [None])[0]
+    pick = same or ran or rows
+    return pick[0] if pick else None
 
 
 def _reference_pairs(baseline: Baseline, current: dict[str, BenchResult],
@@ -277,7 +278,8 @@ def _compare_row(b: BaselineRow, cur: BenchResult, opts: GateOptions, hw: str | 
             and opts.against is None:
         warnings.append(f"{rid}: the runtime executed {cur.executed_precision} now, {b.executed_precision} in the "
                         "baseline")
-    paired, changes = None, ()
+    paired: PairedComparison | None = None
+    changes: tuple[ClassChange, ...] = ()
     if b.accuracy is not None and cur.accuracy is not None:
         bp, lab = b.accuracy.predictions, b.accuracy.labels
         cp = np.asarray(cur.accuracy.predictions, dtype=np.int64)

@@ -191,7 +191,7 @@ class TegrastatsSource:
         if lines is None:
             self._proc = subprocess.Popen(["tegrastats", "--interval", str(int(interval_ms))],
                                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-            lines = self._proc.stdout  # type: ignore[assignment]
+            lines = self._proc.stdout
             weakref.finalize(self, _stop_process, self._proc)  # never left running, even after an error
         self._clock = clock
         self._latest: TegrastatsSample | None = None

@@ -300,7 +300,7 @@ class OpenVINORunner(Runner):
 
     def _spec(self, port: Any, index: int, kind: str) -> TensorSpec:
         names = sorted(port.get_names())
-        onnx_specs = ()
+        onnx_specs: tuple[TensorSpec, ...] = ()
         if self._graph is not None:
             onnx_specs = self._graph.inputs if kind == "input" else self._graph.outputs
         onnx_spec = next((s for s in onnx_specs if s.name in names), None)

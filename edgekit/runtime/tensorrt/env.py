@@ -63,7 +63,7 @@ def import_tensorrt() -> Any:
 def make_logger(trt: Any) -> Any:
     """A TensorRT logger that forwards to logging and keeps the errors for our messages."""
 
-    class Logger(trt.ILogger):  # type: ignore[misc, name-defined]
+    class Logger(trt.ILogger):
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
             self.errors: list[str] = []

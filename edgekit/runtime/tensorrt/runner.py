@@ -140,7 +140,9 @@ class TensorRTRunner(Runner):
             nbytes = max(int(np.prod(shape)) * np.dtype(self._dtype(engine, n)).itemsize, 1)
             res["dev"][n] = cuda.malloc(nbytes)
             host_ptr = cuda.malloc_host(nbytes)  # pinned: async copies really overlap
-            res["host"][n] = (host_ptr, np.frombuffer((ctypes.c_byte * nbytes).from_address(host_ptr), np.uint8))
+            view = np.frombuffer((ctypes.c_byte * nbytes).from_address(host_ptr),  # type: ignore[call-overload]
+                                 np.uint8)  # (numpy's stubs omit ctypes arrays, which do export the buffer protocol)
+            res["host"][n] = (host_ptr, view)
             if not context.set_tensor_address(n, res["dev"][n]):
                 raise ArtifactError(f"TensorRT refused the device buffer for tensor {n!r}")
 
