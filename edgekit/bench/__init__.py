@@ -1,4 +1,6 @@
-"""Measurement core of ``edgekit bench``: numpy and the standard library only.
+"""``edgekit bench``: the measurement core and the run around it. No torch anywhere (a device runs it).
+
+The measurement core (numpy, the standard library and edgekit.core; runners are passed in as callables):
 
 * :mod:`~edgekit.bench.harness`: single-stream latency (time-based warm-up,
   cold call apart, LoadGen stopping rule, seeded sample cycling) and the
@@ -10,9 +12,20 @@
   agreement with a reference;
 * :mod:`~edgekit.bench.paired`: paired comparison of two models (drop CI,
   McNemar, verdict against a budget);
+* :mod:`~edgekit.bench.paired_latency`: paired latency before and after an optimization;
 * :mod:`~edgekit.bench.environment`: what the run ran on.
 
-Nothing here imports torch or a runtime: runners are passed in as callables.
+The run (through :mod:`edgekit.runtime.registry`; a runtime is imported only when a cell opens it):
+
+* :mod:`~edgekit.bench.runner`: :func:`~edgekit.bench.runner.run_bench`, the order of work;
+* :mod:`~edgekit.bench.plan`: which artifact x runtime x precision cells run, and why the others do not;
+* :mod:`~edgekit.bench.cell`: one cell, one artifact on one runtime at one precision, and its outcome;
+* :mod:`~edgekit.bench.inputs`: the latency sample pool and the labelled eval set;
+* :mod:`~edgekit.bench.reference`: each row's FP32 reference, agreement and paired comparison;
+* :mod:`~edgekit.bench.results`: the versioned results (``results.json``);
+* :mod:`~edgekit.bench.model_cache`: ``--model NAME`` (host only: exports through the ``torch`` extra).
+
+This package's own imports stay light: the names below are the measurement core.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -57,14 +56,6 @@ def steps(title: str, *, enabled: bool = True) -> Iterator[Any]:
 
 def print_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2))
-
-
-def error(msg: str) -> None:
-    click.echo(f"edgekit: error: {msg}", err=True)
-
-
-def is_tty() -> bool:
-    return sys.stdout.isatty()
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])

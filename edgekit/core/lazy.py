@@ -17,7 +17,6 @@ EXTRA_OF: dict[str, str] = {
     "safetensors": "torch",
     "onnxscript": "torch",
     "nncf": "openvino",
-    "polygraphy": "tensorrt",
     "torch_pruning": "prune",
 }
 
