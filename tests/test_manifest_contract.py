@@ -30,7 +30,8 @@ OLD_FINETUNE = {"step": "finetune", "base_model": "mobilenetv3_small_100",
 
 def _old_manifest_json(**extra_keys) -> dict:
     m = Manifest(model="m", family="f", source="s", num_classes=2, weights=WeightsInfo(origin="none"),
-                 inputs=(TensorSpec("x", (1, 3, 8, 8), "float32", "NCHW"),), outputs=(TensorSpec("y", (1, 2), "float32"),),
+                 inputs=(TensorSpec("x", (1, 3, 8, 8), "float32", "NCHW"),),
+                 outputs=(TensorSpec("y", (1, 2), "float32"),),
                  preprocess=PreprocessSpec(input_size=(8, 8)))
     d = m.to_json()
     d["lineage"] = [OLD_FINETUNE, OLD_PRUNE, OLD_BUILD]

@@ -253,7 +253,7 @@ def build_artifact(options: BuildOptions, *, progress: Progress | None = None) -
             m,
             format=fmt,
             model_file=model_file,
-            precision=plan.precision,
+            precision=Precision(plan.precision),
             inputs=tuple(_with_batch(s, plan.batch) for s in m.inputs),
             outputs=tuple(_with_batch(s, plan.batch) for s in m.outputs),
             parity=report.to_json(),
