@@ -3,7 +3,6 @@ for artifact paths; ``--model`` exports first and needs the torch extra)."""
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,11 +39,9 @@ def _check_output_file(path: Path | None, flag: str) -> None:
         return
     if path.is_dir():
         raise OutputError(f"{flag} {path} is a directory", hint="give a file name")
-    probe = path.resolve().parent
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK):
-        raise OutputError(f"cannot write {flag} {path} ({probe} is not writable)", hint=f"choose another {flag}")
+    from edgekit.core.atomic import probe_writable
+
+    probe_writable(path.resolve().parent, what=f"{flag} {path}")
 
 
 @contextmanager
