@@ -39,6 +39,11 @@ DEVICE_MODULES = [
     "edgekit.bench.runner",
     "edgekit.report.html",
     "edgekit.pipeline.config",
+    "edgekit.api",
+    "edgekit.classify",
+    "edgekit.cli.predict",
+    "edgekit.export.import_onnx",
+    "edgekit.cli.import_onnx",
 ]
 
 

@@ -86,13 +86,15 @@ def _progress(enabled: bool) -> Iterator[Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print the results JSON to stdout instead of the table.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="Also write a CSV (one row per result).")
 @click.option("--md", "md_path", type=click.Path(path_type=Path), default=None, help="Also write a Markdown table.")
+@click.option("--no-history", is_flag=True, help="Do not append the results to the run history ('edgekit history').")
+@click.option("--history-db", type=click.Path(path_type=Path), default=None, help="History database (default $EDGEKIT_HISTORY or ~/.local/share/edgekit/history.sqlite).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def bench_cmd(artifacts: tuple[Path, ...], target: str, model: str | None, weights: str, img_size: int | None,
               runtimes: tuple[str, ...], precisions: tuple[str, ...], batches: tuple[str, ...], data: str | None,
               no_accuracy: bool, eval_size: int | None, tier: str, min_duration: float | None,
               min_iterations: int | None, max_duration: float | None, warmup: float | None, threads: int | None,
               seed: int, budget: float | None, output: Path | None, as_json: bool, csv_path: Path | None,
-              md_path: Path | None, quiet: bool) -> None:
+              md_path: Path | None, no_history: bool, history_db: Path | None, quiet: bool) -> None:
     """Benchmark ARTIFACTS (or --model) on a target: latency, throughput, memory, accuracy.
 
     Every runtime of the target that is installed runs every precision the
@@ -116,6 +118,11 @@ def bench_cmd(artifacts: tuple[Path, ...], target: str, model: str | None, weigh
         report = run_bench(opts, progress=progress)
     if output is not None:
         write_report(report, output)
+    run_id = None
+    if not no_history:
+        from edgekit.history.store import record_bench_run  # best effort: a broken history never fails a bench
+
+        run_id = record_bench_run(report, db=history_db)
     if csv_path is not None:
         write_csv(report, csv_path)
     if md_path is not None:
@@ -130,6 +137,9 @@ def bench_cmd(artifacts: tuple[Path, ...], target: str, model: str | None, weigh
         for path in (output, csv_path, md_path):
             if path is not None:
                 console.print(f"wrote {path}", markup=False, highlight=False)
+        if run_id is not None:
+            console.print(f"recorded in the run history as {run_id} ('edgekit history'; --no-history to skip)",
+                          markup=False, highlight=False)
     failed = report.failed
     if failed:
         raise CheckFailed(f"{len(failed)} of {len(report.results)} benchmark rows failed: "
