@@ -62,10 +62,11 @@ class CellContext:
 
 def resolve_threads(ctx: CellContext, spec: RuntimeSpec) -> int:
     """--threads, else the profile's runtime or target value, else the physical cores this process may use."""
-    for v in (ctx.threads, spec.threads, ctx.target.threads):
-        if v:
-            return int(v)
     allowed = len(ctx.env.affinity) if ctx.env.affinity else None
+    for v in (ctx.threads, spec.threads, ctx.target.threads):
+        if v:  # never more threads than this host may run at once (a profile's 4 on a 2-core host: CV > 100 %)
+            cap = [x for x in (ctx.env.logical_cores, allowed) if x]
+            return max(1, min([int(v), *cap]))
     known = [x for x in (ctx.env.physical_cores, allowed) if x]
     return max(1, min(known)) if known else 1
 
@@ -182,7 +183,8 @@ def run_cell(ctx: CellContext, cell: Cell, artifact: Artifact, name: str, inputs
              progress: Phase | None = None) -> BenchResult:
     base = _base(cell, artifact, name)
     if not cell.runs or inputs is None:
-        return BenchResult(status="skipped", reason=cell.reason or "not run", **base)
+        return BenchResult(status="unsupported" if cell.unsupported else "skipped", reason=cell.reason or "not run",
+                           **base)
     spec, m = cell.spec, artifact.manifest
     static = m.input.shape[0] if isinstance(m.input.shape[0], int) and m.input.shape[0] > 0 else None
     fmt = artifact_format(m)

@@ -84,6 +84,8 @@ class BenchOptions:
     cache_dir: str | os.PathLike[str] | None = None  # for ``model``
     include_samples: bool = False  # keep every latency sample in the results
     command: tuple[str, ...] = ()
+    #: run a profile whose hardware this host is not with its settings here; results are named after this host
+    emulate: bool = False
 
     def validate(self) -> None:
         """Every check that needs no file: bad numbers fail before anything is loaded."""
@@ -219,6 +221,12 @@ def run_bench(options: BenchOptions, *, progress: Progress | None = None) -> Ben
     names = _unique_names(artifacts)
     cells = plan_cells([a.manifest for a in artifacts], target, runtimes=options.runtimes,
                        precisions=options.precisions)
+    from edgekit.bench.hosting import not_here, place
+    from edgekit.core.host import read_host_facts
+
+    placement = place(target, read_host_facts(), emulate=options.emulate)
+    if placement.mismatch is not None and not placement.emulated:
+        cells = not_here(cells, placement)
     for a, name in zip(artifacts, names):
         if artifact_format(a.manifest) == "onnx":
             _check_onnx_inputs(a, name)
@@ -228,7 +236,7 @@ def run_bench(options: BenchOptions, *, progress: Progress | None = None) -> Ben
         source.check(a.manifest, n)  # a --data whose classes the model does not know fails here
     report("capturing the environment", 0.0)
     env = capture_environment()
-    warnings = list(_arch_warnings(target, env))
+    warnings = [placement.note] if placement.note else list(_arch_warnings(target, env))
     infos = [_artifact_info(a, n) for a, n in zip(artifacts, names)]
 
     ctx = CellContext(target=target, env=env, threads=options.threads, warmup_s=warmup_s,
@@ -259,8 +267,8 @@ def run_bench(options: BenchOptions, *, progress: Progress | None = None) -> Ben
     warnings.extend(ref_warnings)
     report("done", 1.0)
     return BenchReport(
-        target={"name": target.name, "description": target.description, "source": target.source,
-                "profile": target.to_json()},
+        target={"name": placement.report_name, "description": placement.note or target.description,
+                "source": target.source, "profile": target.to_json(), "placement": placement.to_json()},
         settings={
             "tier": options.tier, "min_duration_s": min_duration_s, "min_iterations": min_iterations,
             "throughput_min_iterations": min(min_iterations, THROUGHPUT_MIN_ITERATIONS),

@@ -86,6 +86,7 @@ def _progress(enabled: bool) -> Iterator[Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print the results JSON to stdout instead of the table.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="Also write a CSV (one row per result).")
 @click.option("--md", "md_path", type=click.Path(path_type=Path), default=None, help="Also write a Markdown table.")
+@click.option("--emulate", is_flag=True, help="Run a profile whose hardware this host is not (a Jetson, a Pi) with its settings here; results are named after this host.")
 @click.option("--no-history", is_flag=True, help="Do not append the results to the run history ('edgekit history').")
 @click.option("--history-db", type=click.Path(path_type=Path), default=None, help="History database (default $EDGEKIT_HISTORY or ~/.local/share/edgekit/history.sqlite).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -94,7 +95,7 @@ def bench_cmd(artifacts: tuple[Path, ...], target: str, model: str | None, weigh
               no_accuracy: bool, eval_size: int | None, tier: str, min_duration: float | None,
               min_iterations: int | None, max_duration: float | None, warmup: float | None, threads: int | None,
               seed: int, budget: float | None, output: Path | None, as_json: bool, csv_path: Path | None,
-              md_path: Path | None, no_history: bool, history_db: Path | None, quiet: bool) -> None:
+              md_path: Path | None, emulate: bool, no_history: bool, history_db: Path | None, quiet: bool) -> None:
     """Benchmark ARTIFACTS (or --model) on a target: latency, throughput, memory, accuracy.
 
     Every runtime of the target that is installed runs every precision the
@@ -112,7 +113,7 @@ def bench_cmd(artifacts: tuple[Path, ...], target: str, model: str | None, weigh
         runtimes=_split(runtimes, "--runtime"), precisions=_split(precisions, "--precision"),
         batch_sizes=_ints(batches, "--batch"), data=data, accuracy=not no_accuracy, eval_size=eval_size, tier=tier,
         min_duration_s=min_duration, min_iterations=min_iterations, max_duration_s=max_duration, warmup_s=warmup,
-        threads=threads, seed=seed, accuracy_budget_pts=budget, command=tuple(sys.argv),
+        threads=threads, seed=seed, accuracy_budget_pts=budget, command=tuple(sys.argv), emulate=emulate,
     )
     with _progress(enabled=not (quiet or as_json)) as progress:
         report = run_bench(opts, progress=progress)
