@@ -58,6 +58,9 @@ class CellContext:
     eval_batch: int
     cv_threshold: float
     throughput_min_iterations: int = 10
+    #: the offline sweep's window and warm-up per batch size (None: the latency window's)
+    throughput_min_duration_s: float | None = None
+    throughput_warmup_s: float | None = None
 
 
 def resolve_threads(ctx: CellContext, spec: RuntimeSpec) -> int:
@@ -274,6 +277,8 @@ def _sweep(ctx: CellContext, cell: Cell, artifact: Artifact, runner: Runner, inp
     spec = cell.spec
     points: list[ThroughputPoint] = []
     n = len(ctx.batch_sizes)
+    tput_window = ctx.throughput_min_duration_s or ctx.min_duration_s
+    tput_warmup = ctx.throughput_warmup_s if ctx.throughput_warmup_s is not None else ctx.warmup_s
     for i, b in enumerate(ctx.batch_sizes):
         def sub(what: str, frac: float, i: int = i) -> None:
             progress(f"throughput {what}", (i + _phase_frac(what, frac)) / n)
@@ -299,8 +304,8 @@ def _sweep(ctx: CellContext, cell: Cell, artifact: Artifact, runner: Runner, inp
                 continue
             use = own
         try:
-            res = measure_throughput(use.infer, inputs.samples, batch_sizes=[b], min_duration_s=ctx.min_duration_s,
-                                     min_iterations=ctx.throughput_min_iterations, warmup_s=ctx.warmup_s,
+            res = measure_throughput(use.infer, inputs.samples, batch_sizes=[b], min_duration_s=tput_window,
+                                     min_iterations=ctx.throughput_min_iterations, warmup_s=tput_warmup,
                                      max_duration_s=ctx.max_duration_s, progress=sub, seed=ctx.seed,
                                      allow_single_sample=len(inputs.samples) == 1, cv_threshold=ctx.cv_threshold)
         finally:
@@ -308,7 +313,7 @@ def _sweep(ctx: CellContext, cell: Cell, artifact: Artifact, runner: Runner, inp
                 own.deactivate()
         points.extend(res.points)
     return ThroughputResult(points=tuple(points), settings={
-        "batch_sizes": list(ctx.batch_sizes), "warmup_s": ctx.warmup_s, "min_duration_s": ctx.min_duration_s,
+        "batch_sizes": list(ctx.batch_sizes), "warmup_s": tput_warmup, "min_duration_s": tput_window,
         "min_iterations": ctx.throughput_min_iterations, "max_duration_s": ctx.max_duration_s, "seed": ctx.seed,
         "mode": "offline, one batch in flight; samples/s = samples / wall time of the window",
         "batch_1": "the single-stream latency window" if lat is not None else "measured",

@@ -51,6 +51,12 @@ log = logging.getLogger(__name__)
 #: batches per throughput window at least (fewer if --min-iterations is lower): samples/s needs a long
 #: enough window, which the minimum duration gives; 100 batches of 32 would take minutes on a small CPU
 THROUGHPUT_MIN_ITERATIONS = 10
+#: the offline sweep's window per batch size, at most: samples/s averages over the whole window, so it needs
+#: no percentile tail; measured, the sweep at the latency window's 10 s cost ~60 s per OpenVINO row
+THROUGHPUT_MAX_WINDOW_S = 2.0
+#: warm-up is this share of the window it precedes (capped by the target's warm-up): a 1 s window no longer
+#: pays a 2 s warm-up, a 10 s one still gets the profile's 2 s
+WARMUP_SHARE = 0.2
 #: progress(what is running, overall fraction done in [0, 1])
 Progress = Callable[[str, float], None]
 _ARCH = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
@@ -194,9 +200,9 @@ def _artifact_info(artifact: Artifact, name: str) -> ArtifactInfo:
 
 def _resolve_artifacts(options: BenchOptions, say: Callable[[str], None]) -> list[Artifact]:
     if options.model:
-        from edgekit.bench.model_cache import cached_export
+        from edgekit.bench.model_cache import cached_export_isolated
 
-        path = cached_export(options.model, weights=options.weights, img_size=options.img_size,
+        path = cached_export_isolated(options.model, weights=options.weights, img_size=options.img_size,
                              cache_dir=options.cache_dir, progress=say)
         return [load_artifact(path)]
     return [load_artifact(Path(p)) for p in options.artifacts]
@@ -214,7 +220,9 @@ def run_bench(options: BenchOptions, *, progress: Progress | None = None) -> Ben
 
     target = options.target if isinstance(options.target, TargetProfile) else load_target(options.target)
     min_duration_s, min_iterations = options.stopping()
-    warmup_s = options.warmup_s if options.warmup_s is not None else target.warmup_s
+    warmup_s = options.warmup_s if options.warmup_s is not None else min(target.warmup_s, WARMUP_SHARE * min_duration_s)
+    tput_window = min(min_duration_s, THROUGHPUT_MAX_WINDOW_S)
+    tput_warmup = options.warmup_s if options.warmup_s is not None else min(warmup_s, WARMUP_SHARE * tput_window)
     batch_sizes = tuple(options.batch_sizes or target.batch_sizes)
 
     artifacts = _resolve_artifacts(options, lambda msg: report(msg, 0.0))
@@ -243,7 +251,8 @@ def run_bench(options: BenchOptions, *, progress: Progress | None = None) -> Ben
                       min_duration_s=min_duration_s, min_iterations=min_iterations,
                       max_duration_s=options.max_duration_s, batch_sizes=batch_sizes, seed=options.seed,
                       eval_batch=options.eval_batch, cv_threshold=target.cv_threshold,
-                      throughput_min_iterations=min(min_iterations, THROUGHPUT_MIN_ITERATIONS))
+                      throughput_min_iterations=min(min_iterations, THROUGHPUT_MIN_ITERATIONS),
+                      throughput_min_duration_s=tput_window, throughput_warmup_s=tput_warmup)
     results: list[BenchResult] = []
     n_run = max(1, sum(c.runs for c in cells))
     done = 0
@@ -272,6 +281,7 @@ def run_bench(options: BenchOptions, *, progress: Progress | None = None) -> Ben
         settings={
             "tier": options.tier, "min_duration_s": min_duration_s, "min_iterations": min_iterations,
             "throughput_min_iterations": min(min_iterations, THROUGHPUT_MIN_ITERATIONS),
+            "throughput_min_duration_s": tput_window, "throughput_warmup_s": tput_warmup,
             "max_duration_s": options.max_duration_s, "warmup_s": warmup_s, "batch_sizes": list(batch_sizes),
             "threads": options.threads, "latency_samples": options.latency_samples, "eval_size": options.eval_size,
             "eval_batch": options.eval_batch, "seed": options.seed, "accuracy": options.accuracy,
