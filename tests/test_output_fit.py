@@ -94,3 +94,31 @@ def test_failing_gate_against_fp32_never_suggests_replacing_the_baseline(tmp_pat
     # without --against the usual advice stands
     r = CliRunner().invoke(cli, ["gate", str(results), "-b", str(results.with_name("b2.json"))])
     assert r.exit_code == 2 and "--update-baseline" in r.output
+
+
+def test_summary_says_when_int8_was_slower_than_fp32():
+    from edgekit.report.speed import slower_than_fp32
+
+    lab = labels_for(100)
+    fast = row(pred=predictions(lab, wrong=10), labels=lab, lat=latency(5.0, 0.02, seed=1), precision="fp32",
+               artifact="m")
+    slow = row(pred=predictions(lab, wrong=10), labels=lab, lat=latency(7.0, 0.02, seed=2), precision="int8",
+               artifact="m-int8")
+    quick = row(pred=predictions(lab, wrong=10), labels=lab, lat=latency(2.0, 0.02, seed=3), precision="int8",
+                runtime="openvino", artifact="m-int8")
+    ov32 = row(pred=predictions(lab, wrong=10), labels=lab, lat=latency(4.0, 0.02, seed=4), precision="fp32",
+               runtime="openvino", artifact="m")
+    (line,) = slower_than_fp32(report(fast, slow, quick, ov32))
+    assert line.startswith("INT8 was slower than FP32 for mobilenetv3 on onnxruntime:cpu") and "1.4" in line
+    assert slower_than_fp32(report(fast, quick, ov32)) == []
+
+
+def test_did_not_learn_advice_fits_how_the_model_started():
+    pytest.importorskip("torch", reason="the fine-tune module needs the torch extra")
+    from edgekit.optimize.train.finetune import did_not_learn_advice
+
+    scratch = did_not_learn_advice("m", 0.1, 0.1, 5e-3, random_init=True, n_train=300)
+    assert "from scratch on 300 images" in scratch and "--weights imagenet" in scratch and "--lr 0.001" in scratch
+    pre = did_not_learn_advice("m", 0.1, 0.1, 1e-3, random_init=False, n_train=300)
+    assert "started from pretrained weights" in pre and "--freeze-backbone" in pre
+    assert "--weights imagenet" not in pre

@@ -135,6 +135,10 @@ def bench_cmd(artifacts: tuple[Path, ...], target: str, model: str | None, weigh
         console.print(bench_table(report, width=console.width if console.is_terminal else None))
         for note in bench_notes(report):
             console.print(note, markup=False, highlight=False)
+        from edgekit.report.speed import slower_than_fp32
+
+        for line in slower_than_fp32(report):
+            console.print(line, markup=False, highlight=False)
         for path in (output, csv_path, md_path):
             if path is not None:
                 console.print(f"wrote {path}", markup=False, highlight=False)
