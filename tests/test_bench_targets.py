@@ -90,3 +90,42 @@ def test_the_host_profile_keeps_its_name(art, tmp_path):
     assert r.exit_code == 0, r.output
     rep = json.loads(out.read_text())
     assert rep["target"]["name"] == "cpu" and rep["target"]["placement"]["mismatch"] is None
+
+
+# -- #15.7: defaults a user can live with -----------------------------------------------------------------
+
+
+def test_warmup_is_proportional_to_the_window_and_quick_is_the_default(art, tmp_path):
+    from edgekit.bench.runner import QUICK_SWEEP, WARMUP_SHARE, tier_batches
+
+    out = tmp_path / "r.json"
+    r = CliRunner().invoke(cli, ["bench", str(art), "-t", "cpu", "--runtime", "ort", "--min-duration", "0.5",
+                                 "--no-accuracy", "--no-history", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    st = json.loads(out.read_text())["settings"]
+    profile = load_target("cpu")
+    assert st["tier"] == "quick" and st["warmup_s"] == pytest.approx(min(profile.warmup_s, WARMUP_SHARE * 0.5))
+    row = json.loads(out.read_text())["results"][0]
+    assert row["latency"]["warmup_s"] < 0.5  # was the profile's fixed 2 s before a 0.5 s window
+    assert st["batch_sizes"] == [b for b in profile.batch_sizes if b in QUICK_SWEEP]
+    assert st["throughput_min_duration_s"] <= 0.5 and st["eval_size"] == 500
+    assert tier_batches("ci", profile.batch_sizes) == tuple(profile.batch_sizes)
+
+
+def test_bench_model_memory_is_measured_without_torch(tmp_path):
+    """--model exports in a child process: torch never loads into the process whose peak RSS is reported."""
+    pytest.importorskip("torch", reason="--model exports with the torch extra")
+    code = ("import sys, json\n"
+            "from edgekit.bench.runner import BenchOptions, run_bench\n"
+            "rep = run_bench(BenchOptions(target='cpu', model='mobilenetv3_small_100', weights='none', img_size=64,\n"
+            "    runtimes=('ort',), batch_sizes=(1,), accuracy=False, min_duration_s=0.1, min_iterations=10,\n"
+            "    warmup_s=0.0, cache_dir=sys.argv[1]))\n"
+            "print(json.dumps({'torch': 'torch' in sys.modules, 'status': rep.results[0].status}))\n")
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cache")], capture_output=True, text=True,
+                       env=env, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert json.loads(p.stdout.strip().splitlines()[-1]) == {"torch": False, "status": "ok"}

@@ -57,6 +57,17 @@ THROUGHPUT_MAX_WINDOW_S = 2.0
 #: warm-up is this share of the window it precedes (capped by the target's warm-up): a 1 s window no longer
 #: pays a 2 s warm-up, a 10 s one still gets the profile's 2 s
 WARMUP_SHARE = 0.2
+#: the quick tier sweeps only these of the profile's batch sizes (OpenVINO compiles one model per size, and a
+#: batch of 32 needs 10 iterations of 32 images) and evaluates a stratified subset of this many images
+QUICK_SWEEP = (1, 8)
+QUICK_EVAL_SIZE = 500
+
+
+def tier_batches(tier: str, batch_sizes: Sequence[int]) -> tuple[int, ...]:
+    """The throughput sweep a tier runs of a profile's batch sizes (``--batch`` overrides it)."""
+    if tier != "quick":
+        return tuple(batch_sizes)
+    return tuple(b for b in batch_sizes if b in QUICK_SWEEP) or tuple(batch_sizes[:1])
 #: progress(what is running, overall fraction done in [0, 1])
 Progress = Callable[[str, float], None]
 _ARCH = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
@@ -223,7 +234,8 @@ def run_bench(options: BenchOptions, *, progress: Progress | None = None) -> Ben
     warmup_s = options.warmup_s if options.warmup_s is not None else min(target.warmup_s, WARMUP_SHARE * min_duration_s)
     tput_window = min(min_duration_s, THROUGHPUT_MAX_WINDOW_S)
     tput_warmup = options.warmup_s if options.warmup_s is not None else min(warmup_s, WARMUP_SHARE * tput_window)
-    batch_sizes = tuple(options.batch_sizes or target.batch_sizes)
+    batch_sizes = tuple(options.batch_sizes or tier_batches(options.tier, target.batch_sizes))
+    eval_size = options.eval_size if options.eval_size is not None or options.tier != "quick" else QUICK_EVAL_SIZE
 
     artifacts = _resolve_artifacts(options, lambda msg: report(msg, 0.0))
     names = _unique_names(artifacts)
@@ -239,7 +251,7 @@ def run_bench(options: BenchOptions, *, progress: Progress | None = None) -> Ben
         if artifact_format(a.manifest) == "onnx":
             _check_onnx_inputs(a, name)
     source = DataSource(options.data, seed=options.seed, latency_samples=options.latency_samples,
-                        eval_size=options.eval_size, accuracy=options.accuracy)
+                        eval_size=eval_size, accuracy=options.accuracy)
     for a, n in zip(artifacts, names):
         source.check(a.manifest, n)  # a --data whose classes the model does not know fails here
     report("capturing the environment", 0.0)
@@ -283,7 +295,7 @@ def run_bench(options: BenchOptions, *, progress: Progress | None = None) -> Ben
             "throughput_min_iterations": min(min_iterations, THROUGHPUT_MIN_ITERATIONS),
             "throughput_min_duration_s": tput_window, "throughput_warmup_s": tput_warmup,
             "max_duration_s": options.max_duration_s, "warmup_s": warmup_s, "batch_sizes": list(batch_sizes),
-            "threads": options.threads, "latency_samples": options.latency_samples, "eval_size": options.eval_size,
+            "threads": options.threads, "latency_samples": options.latency_samples, "eval_size": eval_size,
             "eval_batch": options.eval_batch, "seed": options.seed, "accuracy": options.accuracy,
             "accuracy_budget_pts": options.accuracy_budget_pts,
             "accuracy_budget_rule": ("absolute" if options.accuracy_budget_pts is not None

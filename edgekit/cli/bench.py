@@ -74,7 +74,7 @@ def _progress(enabled: bool) -> Iterator[Any]:
 @click.option("--data", default=None, help="ImageFolder DIR, .npz, or 'embedded'. Default: the embedded held-out set (accuracy only if the model's labels match).")
 @click.option("--no-accuracy", is_flag=True, help="Measure speed and memory only.")
 @click.option("--eval-size", type=int, default=None, help="Evaluate on a stratified N images (default: all).")
-@click.option("--tier", type=click.Choice(["ci", "dev", "publish"]), default="ci", show_default=True, help="Stopping-rule tier: ci 10 s, dev 60 s, publish 600 s per window, >= 100 iterations.")
+@click.option("--tier", type=click.Choice(["quick", "ci", "dev", "publish"]), default="quick", show_default=True, help="Stopping-rule tier: quick 3 s (batch sweep 1 and 8, 500 eval images), ci 10 s, dev 60 s, publish 600 s per window, >= 100 iterations.")
 @click.option("--min-duration", type=float, default=None, help="Seconds per measured window (overrides the tier).")
 @click.option("--min-iterations", type=int, default=None, help="Iterations per window (overrides the tier).")
 @click.option("--max-duration", type=float, default=None, help="Cap per window; a window cut short is flagged.")
