@@ -1,8 +1,11 @@
 """edgekit: trained image classifiers in, measured and deployable edge engines out.
 
 The package root imports nothing heavy: ``import edgekit`` and ``edgekit --help``
-never pull in torch, onnxruntime or openvino. The names below are resolved on
-first use (PEP 562), each from the module that owns it:
+never pull in torch, onnxruntime or openvino. It does load the runtime registry
+(plain data), so that every part of edgekit, the core included, knows the
+installed backends' devices, extras and versions without naming a runtime.
+
+The API names below are resolved on first use (PEP 562), each from the module that owns it:
 
 * :func:`load_artifact` (path) -> :class:`~edgekit.core.manifest.Artifact`, every file's sha256 verified;
 * :func:`open_runner` (artifact, runtime=...) -> a runner (a context manager: ``infer({name: x})``);
@@ -21,6 +24,8 @@ import importlib
 from typing import Any
 
 __version__ = "0.1.0"
+
+import edgekit.runtime.registry  # noqa: E402,F401  (registers the built-in runtime backends)
 
 #: public name -> (module, attribute), imported on first access
 _LAZY: dict[str, tuple[str, str]] = {
