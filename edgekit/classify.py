@@ -71,7 +71,8 @@ def _as_image(item: Any) -> tuple[str, Image.Image]:
         return "<array>", Image.fromarray(item)
     if isinstance(item, (str, os.PathLike)):
         return os.fspath(item), open_rgb(item)
-    raise UsageError(f"cannot read an image from a {type(item).__name__}", hint="give a path, a PIL image or a uint8 array")
+    raise UsageError(f"cannot read an image from a {type(item).__name__}",
+                     hint="give a path, a PIL image or a uint8 array")
 
 
 def preprocess(artifact: Artifact | str | os.PathLike[str], images: Sequence[Any]) -> np.ndarray:

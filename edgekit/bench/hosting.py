@@ -42,7 +42,8 @@ class Placement:
         if self.mismatch is None:
             return None
         if self.emulated:
-            return f"ran on {self.host} with {self.profile}'s settings (emulation; {self.mismatch}): these are this host's numbers"
+            return (f"ran on {self.host} with {self.profile}'s settings (emulation; {self.mismatch}): "
+                    "these are this host's numbers")
         return (f"{self.mismatch}: not benchmarked here; run on the device ('edgekit bench --device NAME', or "
                 f"edgekit on the device itself), or pass --emulate to run {self.profile}'s settings on this host")
 

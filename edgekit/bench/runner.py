@@ -231,9 +231,11 @@ def run_bench(options: BenchOptions, *, progress: Progress | None = None) -> Ben
 
     target = options.target if isinstance(options.target, TargetProfile) else load_target(options.target)
     min_duration_s, min_iterations = options.stopping()
-    warmup_s = options.warmup_s if options.warmup_s is not None else min(target.warmup_s, round(WARMUP_SHARE * min_duration_s, 3))
+    warmup_s = (options.warmup_s if options.warmup_s is not None
+                else min(target.warmup_s, round(WARMUP_SHARE * min_duration_s, 3)))
     tput_window = min(min_duration_s, THROUGHPUT_MAX_WINDOW_S)
-    tput_warmup = options.warmup_s if options.warmup_s is not None else min(warmup_s, round(WARMUP_SHARE * tput_window, 3))
+    tput_warmup = (options.warmup_s if options.warmup_s is not None
+                   else min(warmup_s, round(WARMUP_SHARE * tput_window, 3)))
     batch_sizes = tuple(options.batch_sizes or tier_batches(options.tier, target.batch_sizes))
     eval_size = options.eval_size if options.eval_size is not None or options.tier != "quick" else QUICK_EVAL_SIZE
 
