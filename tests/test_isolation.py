@@ -40,6 +40,9 @@ DEVICE_MODULES = [
     "edgekit.cli.predict",
     "edgekit.export.import_onnx",
     "edgekit.cli.import_onnx",
+    "edgekit.bench.hosting",
+    "edgekit.report.speed",
+    "edgekit.zoo.hub",
 ]
 
 #: every module of the runtime backends and of the engine builder, found on disk: a new backend is covered
