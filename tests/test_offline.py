@@ -31,17 +31,23 @@ def test_unreachable_hub_answers_in_one_line_quickly(tmp_path, args):
                TORCH_HOME=str(tmp_path / "torch"), PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     env.pop("HF_HUB_OFFLINE", None)  # the hub must be probed, not skipped by the test environment
     env.pop("HF_HUB_CACHE", None)
+    # the control: what starting the interpreter and importing torch/timm costs on this machine right now
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import edgekit.cli.main, edgekit.zoo.builders, torch, timm, torchvision"],
+                   env=env, check=True, timeout=180)
+    startup = time.perf_counter() - t0
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "edgekit.cli.main", *[a.format(tmp=tmp_path) for a in args]],
-                          env=env, capture_output=True, text=True, timeout=180)
+                          env=env, capture_output=True, text=True, timeout=300)
     elapsed = time.perf_counter() - t0
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, proc.stderr  # no retry warnings, no traceback
     assert "could not be loaded offline" in lines[0] and "hub is unreachable" in lines[0] and "127.0.0.1" in lines[0]
     assert "--weights PATH" in lines[0]
-    # today's code retried for ~25 s per file; what is left is interpreter + torch start-up on a busy 2-core box
-    assert elapsed < 20, f"took {elapsed:.1f} s"
+    # the old code retried for ~25 s per weight file (two files: ~50 s) on top of the start-up; now the
+    # probe adds at most ~1.5 s (the margin absorbs a loaded machine's noise)
+    assert elapsed < startup + 12, f"took {elapsed:.1f} s, start-up alone {startup:.1f} s"
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir() if p.name not in ("hf", "torch"))
 
 
@@ -54,7 +60,8 @@ def test_probe_is_bounded_and_remembered(monkeypatch):
     assert why is not None and f"127.0.0.1:{port}" in why and time.perf_counter() - t0 < 1.5
 
     def hang(*a, **k):
-        time.sleep(5)
+        time.sleep(2)
+        raise OSError("too late")
 
     monkeypatch.setattr(hub.socket, "create_connection", hang)  # a resolver or SYN that never answers
     t0 = time.perf_counter()
