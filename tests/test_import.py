@@ -122,3 +122,13 @@ def test_import_api_with_dynamic_size(tmp_path, labels_file):
     assert x.shape == (2, 3, 36, 36)
     preds = edgekit.predict(a, [np.zeros((50, 60, 3), np.uint8)] * 2, top=2)
     assert len(preds) == 2 and preds[0].top == preds[1].top
+
+
+def test_a_bare_onnx_given_to_bench_or_quantize_points_to_import(tmp_path):
+    model = bare_classifier(tmp_path / "m.onnx")
+    for args in (["bench", str(model), "-t", "cpu", "--no-history"], ["quantize", str(model), "--calib", "embedded",
+                                                                       "-o", str(tmp_path / "q")],
+                 ["predict", str(model), str(model)]):
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code == 2 and "bare ONNX file" in r.output and f"edgekit import {model}" in r.output, r.output
+        assert len(r.output.strip().splitlines()) == 1
