@@ -129,3 +129,19 @@ def test_bench_model_memory_is_measured_without_torch(tmp_path):
                        env=env, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     assert json.loads(p.stdout.strip().splitlines()[-1]) == {"torch": False, "status": "ok"}
+
+
+@pytest.mark.slow
+def test_one_artifact_on_the_default_tier_answers_well_under_a_minute(art, tmp_path):
+    """Every default (no timing flag): the windows, warm-ups and sweep of the quick tier. The model is tiny, so
+    what is measured is the protocol's own cost (before: 10 s windows, a fixed 2 s warm-up, a 5-size sweep of
+    12 s each per OpenVINO row: ~150 s for the same rows)."""
+    import time
+
+    t0 = time.perf_counter()
+    r = CliRunner().invoke(cli, ["bench", str(art), "-t", "cpu", "--no-history", "-o", str(tmp_path / "r.json")])
+    elapsed = time.perf_counter() - t0
+    assert r.exit_code == 0, r.output
+    rows = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert sum(row["status"] == "ok" for row in rows) >= 2
+    assert elapsed < 60, f"default bench took {elapsed:.1f} s"
