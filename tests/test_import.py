@@ -132,3 +132,11 @@ def test_a_bare_onnx_given_to_bench_or_quantize_points_to_import(tmp_path):
         r = CliRunner().invoke(cli, args)
         assert r.exit_code == 2 and "bare ONNX file" in r.output and f"edgekit import {model}" in r.output, r.output
         assert len(r.output.strip().splitlines()) == 1
+
+
+def test_prune_of_an_import_says_why_in_one_line(tmp_path, labels_file):
+    pytest.importorskip("torch", reason="prune needs the torch extra")
+    model = bare_classifier(tmp_path / "m.onnx")
+    _ok(["import", str(model), "--labels", str(labels_file), "-o", str(tmp_path / "art")])
+    r = CliRunner().invoke(cli, ["prune", str(tmp_path / "art"), "--ratio", "0.3", "-o", str(tmp_path / "p")])
+    assert r.exit_code == 2 and "imported from ONNX" in r.output and len(r.output.strip().splitlines()) == 1
