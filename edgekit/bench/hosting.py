@@ -31,7 +31,7 @@ class Placement:
         """The target name results carry: the profile's only where it ran on that hardware."""
         if self.mismatch is None:
             return self.profile
-        return f"{self.host_id}~{self.profile}-settings"
+        return f"{self.host_id}~{self.profile}-settings" if self.emulated else f"{self.profile}-not-run-on-{self.host_id}"
 
     def to_json(self) -> dict[str, Any]:
         return {"profile": self.profile, "host": self.host, "emulated": self.emulated, "mismatch": self.mismatch,
