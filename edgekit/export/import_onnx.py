@@ -27,8 +27,6 @@ from edgekit.core.atomic import check_output_dir, sha256_file, staged_dir
 from edgekit.core.errors import ArtifactError, DataError, ExportError, UsageError
 from edgekit.core.manifest import Artifact, Manifest, WeightsInfo, load_artifact
 from edgekit.core.specs import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     INCEPTION_MEAN,
     INCEPTION_STD,
     Interpolation,
