@@ -10,6 +10,7 @@ last, so an artifact directory without one is incomplete by definition.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -236,7 +237,7 @@ class Artifact:
                          format=m.format, precision=m.precision)
 
 
-def load_artifact(path: str | Path, *, verify: bool = True) -> Artifact:
+def load_artifact(path: str | os.PathLike[str], *, verify: bool = True) -> Artifact:
     """Load ``path`` (a directory holding ``edgekit.json``, or the manifest itself).
 
     With ``verify`` every file listed in the manifest must exist and match its

@@ -37,7 +37,7 @@ IMG_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pg
 _LAYOUT_HINT = "lay the images out as <root>/<class>/<image>, one subfolder per class"
 
 
-def open_rgb(path: str | Path) -> Image.Image:
+def open_rgb(path: str | os.PathLike[str]) -> Image.Image:
     """Decode the image at ``path`` fully and return it as 8-bit RGB.
 
     Mode conversion follows :func:`edgekit.data.preprocess.to_rgb` (alpha
