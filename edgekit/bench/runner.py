@@ -191,7 +191,7 @@ def _artifact_info(artifact: Artifact, name: str) -> ArtifactInfo:
         model_file=m.model_file, model_sha256=m.files.get(m.model_file), files=dict(m.files), size_bytes=int(size),
         input_shape=tuple(m.input.shape), input_dtype=m.input.dtype, num_classes=m.num_classes,
         has_labels=m.labels is not None, weights_origin=m.weights.origin, preprocess=m.preprocess.to_json(),
-        profile=profile, profile_error=error, lineage=tuple(m.lineage))
+        profile=profile, profile_error=error, lineage=tuple(s.to_json() for s in m.lineage))
 
 
 def _resolve_artifacts(options: BenchOptions, say: Callable[[str], None]) -> list[Artifact]:

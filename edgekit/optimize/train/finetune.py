@@ -28,7 +28,7 @@ from typing import Any
 from edgekit.core.atomic import check_output_dir, sha256_file
 from edgekit.core.errors import ArtifactError, UsageError
 from edgekit.core.lazy import require
-from edgekit.core.manifest import Artifact, WeightsInfo, load_artifact
+from edgekit.core.manifest import Artifact, LineageStep, ParentRef, WeightsInfo, load_artifact
 from edgekit.core.options import COUNT, Rule, at_least, between, check_fields, one_of, opt, positive
 from edgekit.core.versions import package_version
 from edgekit.export.onnx_export import OPSET_RULE
@@ -316,12 +316,8 @@ def _write_artifact(
                 "build_kwargs": recipe["build_kwargs"]}
         digest = save_checkpoint(model, ckpt, metadata=meta)
         weights = WeightsInfo(origin="path", source=str(final_ckpt), sha256=digest)
-        lineage = ({
-            "step": "finetune",
-            "base_model": entry.name,
-            "base_weights": base.weights.to_json(),
-            "recipe": recipe,
-        },)
+        lineage = (LineageStep.made("finetune", parent=ParentRef(model=entry.name, weights=base.weights.to_json()),
+                                    recipe=recipe),)
         extra = {
             "training": record.to_json(),
             "dataset": dataset,
@@ -357,18 +353,18 @@ def load_finetuned(artifact: str | Path | Artifact) -> Any:
     """
     art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
     m = art.manifest
-    ck = m.extra.get("checkpoint")
-    if not isinstance(ck, dict) or "file" not in ck:
+    ck = m.checkpoint
+    if ck is None:
         raise ArtifactError(f"{art.path} holds no fine-tuned checkpoint", hint="make it with 'edgekit finetune'")
-    path = art.path / ck["file"]
-    if not path.is_file() or sha256_file(path) != ck.get("sha256"):
+    path = art.path / ck.file
+    if not path.is_file() or sha256_file(path) != ck.sha256:
         raise ArtifactError(f"{path} is missing or does not match its recorded sha256", hint="re-run edgekit finetune")
     from edgekit.optimize.train import transfer
     from edgekit.zoo.registry import get_model
     from edgekit.zoo.weights import LoadedModel, load_model
 
     entry = get_model(m.model)
-    kwargs = m.extra.get("build_kwargs") or {}
+    kwargs = m.build_kwargs or {}
     if "img_size" in kwargs:
         base = transfer._sized_from_checkpoint(entry, path, int(kwargs["img_size"]))
         if base is None:  # pragma: no cover
