@@ -248,10 +248,15 @@ def load_artifact(path: str | Path, *, verify: bool = True) -> Artifact:
     if not p.exists():
         raise ArtifactError(f"artifact {p} does not exist", hint="give the directory written by 'edgekit export'")
     mpath = p / MANIFEST_NAME
+    if p.is_file() and p.suffix.lower() == ".onnx":  # a bare model: the manifest says how to feed it
+        raise ArtifactError(
+            f"{p} is a bare ONNX file: edgekit needs its preprocessing and labels to bench, quantize or gate it",
+            hint=f"make it an artifact: edgekit import {p} --preprocess imagenet --labels LABELS.txt -o DIR",
+        )
     if not p.is_dir() or not mpath.is_file():
         raise ArtifactError(
             f"{p} has no {MANIFEST_NAME}: not an edgekit artifact, or an incomplete one",
-            hint="export it with 'edgekit export' first",
+            hint="export it with 'edgekit export', or make one from an ONNX file with 'edgekit import'",
         )
     data = read_json_file(mpath, what="manifest", error=ArtifactError, missing_hint="export it with 'edgekit export'",
                           broken_hint="the artifact is damaged; re-export it")

@@ -171,6 +171,7 @@ def export_model(options: ExportOptions, *, progress: Progress | None = None) ->
                 "checks": checks,
                 "external_data": graph.external_data,
                 "requested_opset": options.opset,
+                **({"weights_converter": loaded.converter} if getattr(loaded, "converter", None) else {}),
                 **options.extra,
             },
         ).with_files(stage)

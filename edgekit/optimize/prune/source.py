@@ -66,6 +66,10 @@ def check_prunable(art: Artifact) -> None:
     if m.format != "onnx":
         raise ArtifactError(f"{art.path} is a {m.format} artifact; prune takes an FP32 ONNX artifact with its weights",
                             hint="give the artifact written by 'edgekit finetune' or 'edgekit export'")
+    if m.family == "imported":  # made by 'edgekit import': there is no PyTorch model to prune and recover
+        raise ArtifactError(f"{art.path} was imported from ONNX ({m.source}); structured pruning needs the PyTorch "
+                            "model of a zoo architecture",
+                            hint="prune the PyTorch model before exporting it, or bench/quantize/gate the import")
 
 
 def from_artifact(path: Path) -> Source:

@@ -219,10 +219,8 @@ def finetune(
         record = train(model, loaders, config=cfg, progress=bar)
     chance = 1.0 / len(classes)
     if record.heldout_top1 <= 1.5 * chance:
-        log.warning(
-            "%s did not learn: held-out top-1 %.1f%% is at chance (%.1f%%); try a lower --lr than %g, "
-            "more epochs, or pretrained weights", entry.name, 100 * record.heldout_top1, 100 * chance, cfg.lr,
-        )
+        log.warning("%s", did_not_learn_advice(entry.name, record.heldout_top1, chance, cfg.lr,
+                                               random_init=base.weights.random_init, n_train=len(data.train)))
     for p in model.parameters():
         p.requires_grad_(True)
     recipe = {
@@ -270,6 +268,18 @@ def _class_names(data: str | Path | None) -> tuple[str, ...]:
 
         return embedded_class_names()
     return tuple(load_dataset(data).classes)
+
+
+def did_not_learn_advice(model: str, top1: float, chance: float, lr: float, *, random_init: bool,
+                         n_train: int) -> str:
+    """The warning for a model left at chance, with advice that fits how it started."""
+    head = f"{model} did not learn: held-out top-1 {100 * top1:.1f}% is at chance ({100 * chance:.1f}%)"
+    if random_init:
+        return (f"{head}; trained from scratch on {n_train} images at --lr {lr:g}: try --lr {lr / 5:g}, more "
+                "--epochs, or start from pretrained weights (--weights imagenet, or your checkpoint)")
+    return (f"{head}, although it started from pretrained weights: try --lr {lr / 5:g} (a high rate destroys the "
+            "pretrained features), --freeze-backbone to train the head alone first, and check that each class "
+            "folder holds the right images")
 
 
 def save_checkpoint(model: Any, path: Path, *, metadata: dict[str, Any] | None = None) -> str:
