@@ -79,3 +79,11 @@ def test_tools_check_values_without_touching_the_output(tmp_path: Path) -> None:
     opts.check()
     with pytest.raises(UsageError, match="not empty"):
         opts.validate()
+
+
+def test_export_refuses_an_unknown_exporter_from_python_too() -> None:
+    from edgekit.export import ExportOptions
+
+    ExportOptions("m", Path("out"), exporter="dynamo").check()  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="--exporter must be one of auto, dynamo, torchscript, got 'onnxscript'"):
+        ExportOptions("m", Path("out"), exporter="onnxscript").check()  # type: ignore[arg-type]
