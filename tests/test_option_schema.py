@@ -47,7 +47,8 @@ def test_cli_defaults_are_the_option_defaults(index: int) -> None:
         if type(p.default).__name__ == "Sentinel":  # click's UNSET: a flag or a required argument
             continue
         want = f.default.value if isinstance(f.default, enum.Enum) else f.default
-        assert p.default == want, f"{cmd.name} --{p.name}: CLI default {p.default!r} != {cls.__name__}.{f.name} {want!r}"  # type: ignore[attr-defined]
+        where = f"{cmd.name} --{p.name}"  # type: ignore[attr-defined]
+        assert p.default == want, f"{where}: CLI default {p.default!r} != {cls.__name__}.{f.name} {want!r}"
         compared += 1
     assert compared >= 3  # the mapping found the flags
 
