@@ -146,8 +146,8 @@ def _torch_cell(p: Prepared, args: argparse.Namespace) -> tuple[Any, dict[str, A
 
 def _runtime_cell(p: Prepared, runtime: str, precision: str, graph: str,
                   args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    from edgekit.runtime.onnxruntime import OnnxRuntimeRunner
-    from edgekit.runtime.openvino import OpenVINORunner
+    from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner
+    from edgekit.runtime.openvino.runner import OpenVINORunner
 
     path = (p.static if graph == "static" else p.dynamic).model_path
     if runtime == "onnxruntime":

@@ -74,8 +74,8 @@ def train_all(models: list[str], args: argparse.Namespace, *, say: Say) -> None:
 
 
 def _logits(art: Artifact, runtime: str, precision: str, x: np.ndarray, threads: int) -> tuple[np.ndarray, dict]:
-    from edgekit.runtime.onnxruntime import OnnxRuntimeRunner
-    from edgekit.runtime.openvino import OpenVINORunner
+    from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner
+    from edgekit.runtime.openvino.runner import OpenVINORunner
 
     if runtime == "onnxruntime":
         runner: Any = OnnxRuntimeRunner(art.model_path, threads=threads)

@@ -284,7 +284,7 @@ def _check_artifact(result, name: str) -> None:
     import numpy as np
 
     from edgekit.export.pipeline import parity_inputs
-    from edgekit.runtime.onnxruntime import OnnxRuntimeRunner
+    from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner
 
     x, _ = parity_inputs(m.preprocess, n_real=2, n_random=0, seed=3)
     with torch.no_grad(), OnnxRuntimeRunner(art.model_path, threads=2) as r:

@@ -200,7 +200,7 @@ def paired_onnx_latency(
     progress: Callable[[str], None] | None = None,
 ) -> PairedLatency:
     """:func:`paired_windows` of two ONNX files in ONNX Runtime (CPU, sequential, ``threads`` intra-op)."""
-    from edgekit.runtime.onnxruntime import OnnxRuntimeRunner
+    from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner
 
     with OnnxRuntimeRunner(before, threads=threads, providers=["cpu"]) as ra, \
             OnnxRuntimeRunner(after, threads=threads, providers=["cpu"]) as rb:

@@ -190,11 +190,11 @@ def _batched(infer: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: in
 def run_logits(model_path: Path, x: np.ndarray, *, runtime: str, batch: int, threads: int | None) -> tuple[np.ndarray, dict[str, Any]]:
     """Logits of ``model_path`` on ``x`` and the runner's info (OpenVINO: f32, static ``batch``)."""
     if runtime == "openvino":
-        from edgekit.runtime.openvino import OpenVINORunner
+        from edgekit.runtime.openvino.runner import OpenVINORunner
 
         runner: Any = OpenVINORunner(model_path, device="CPU", precision="f32", threads=threads, batch=batch)
     elif runtime == "onnxruntime":
-        from edgekit.runtime.onnxruntime import OnnxRuntimeRunner
+        from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner
 
         runner = OnnxRuntimeRunner(model_path, threads=threads)
     else:

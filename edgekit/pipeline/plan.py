@@ -36,7 +36,7 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "prune": ("torch", "torchvision", "timm", "torch-pruning", "onnx", "onnxruntime", "onnxscript", "numpy",
               "Pillow", "safetensors"),
 }
-_COMMON_SOURCES = ("core/*.py", "data/*.py", "zoo/*.py", "export/*.py", "runtime/*.py",
+_COMMON_SOURCES = ("core/*.py", "data/*.py", "zoo/*.py", "export/*.py", "runtime/**/*.py",
                    "graph/*.py", "pipeline/steps.py")
 _TRAIN_SOURCES = ("optimize/finetune.py", "optimize/augment.py", "optimize/batches.py", "optimize/distill.py",
                   "optimize/splits.py", "optimize/train_loop.py", "optimize/transfer.py")

@@ -31,9 +31,9 @@ class RuntimeEntry:
 RUNTIMES: dict[str, RuntimeEntry] = {
     e.name: e
     for e in (
-        RuntimeEntry("onnxruntime", "edgekit.runtime.onnxruntime", "OnnxRuntimeRunner", "onnxruntime", ("ort",)),
-        RuntimeEntry("openvino", "edgekit.runtime.openvino", "OpenVINORunner", "openvino", ("ov",)),
-        RuntimeEntry("tensorrt", "edgekit.runtime.tensorrt", "TensorRTRunner", "tensorrt", ("trt",)),
+        RuntimeEntry("onnxruntime", "edgekit.runtime.onnxruntime.runner", "OnnxRuntimeRunner", "onnxruntime", ("ort",)),
+        RuntimeEntry("openvino", "edgekit.runtime.openvino.runner", "OpenVINORunner", "openvino", ("ov",)),
+        RuntimeEntry("tensorrt", "edgekit.runtime.tensorrt.runner", "TensorRTRunner", "tensorrt", ("trt",)),
     )
 }
 ALIASES: dict[str, str] = {a: e.name for e in RUNTIMES.values() for a in e.aliases}

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.build import openvino_ir, tensorrt_engine
+from edgekit.runtime.openvino import build as openvino_ir
+from edgekit.runtime.tensorrt import build as tensorrt_engine
 from edgekit.core.atomic import check_output_dir, staged_dir
 from edgekit.core.errors import MissingDependencyError, ParityError, UsageError
 from edgekit.core.lazy import available
@@ -194,7 +195,7 @@ def verify_build(
 ) -> ParityReport:
     """Run the built model and ONNX Runtime on the parent ONNX on the same inputs and compare logits."""
     from edgekit.export.pipeline import parity_inputs
-    from edgekit.runtime.onnxruntime import OnnxRuntimeRunner
+    from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner
 
     x, data = parity_inputs(plan.parent.manifest.preprocess, n_real=options.parity_images,
                             n_random=options.parity_random, seed=options.seed)

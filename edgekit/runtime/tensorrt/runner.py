@@ -12,7 +12,7 @@ reports them.
 
 CUDA comes from cuda-python, as ``cuda.bindings.runtime`` (cuda-python >= 12.6)
 or ``cuda.cudart`` (older releases). Build functions live in
-:mod:`edgekit.runtime.tensorrt_build` and are re-exported here.
+:mod:`edgekit.runtime.tensorrt.builder` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ import numpy as np
 from edgekit.core.errors import ArtifactError, MissingDependencyError, UsageError
 from edgekit.core.specs import TensorSpec
 from edgekit.runtime.base import Runner, RunnerInfo
-from edgekit.runtime.engine_key import check_engine_compat, jetson_environment, read_verified_engine
-from edgekit.runtime.tensorrt_build import build_engine, build_engine_file, make_logger
+from edgekit.runtime.tensorrt.engine_key import check_engine_compat, jetson_environment, read_verified_engine
+from edgekit.runtime.tensorrt.builder import build_engine, build_engine_file, make_logger
 
 __all__ = [
     "TensorRTRunner",

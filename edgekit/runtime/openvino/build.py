@@ -101,7 +101,7 @@ def verification_runner(stage: Path, *, threads: int | None) -> Callable[[], Run
     """The IR run on the host CPU at an explicit f32 inference precision (never a silent bf16)."""
 
     def make() -> Runner:
-        from edgekit.runtime.openvino import OpenVINORunner
+        from edgekit.runtime.openvino.runner import OpenVINORunner
 
         return OpenVINORunner(stage / MODEL_XML, device="CPU", precision="f32", threads=threads)
 

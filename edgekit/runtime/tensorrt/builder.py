@@ -25,7 +25,7 @@ from typing import Any
 from edgekit.core.atomic import atomic_write_bytes, sha256_file
 from edgekit.core.errors import ArtifactError, UsageError
 from edgekit.core.specs import TensorSpec
-from edgekit.runtime.engine_key import EngineKey, Shapes, normalize_shapes, write_engine
+from edgekit.runtime.tensorrt.engine_key import EngineKey, Shapes, normalize_shapes, write_engine
 from edgekit.runtime.onnx_info import GraphInfo, read_graph_info
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ def build_engine(
         dla_core=dla_core,
         gpu_fallback=gpu_fallback,
     )
-    from edgekit.runtime.tensorrt import import_tensorrt
+    from edgekit.runtime.tensorrt.runner import import_tensorrt
 
     trt = import_tensorrt()
     logger = make_logger(trt)
@@ -257,7 +257,7 @@ def build_engine_file(
     device: int = 0,
 ) -> EngineKey:
     """Build an engine and write it with its sidecar (engine sha256 + :class:`EngineKey`)."""
-    from edgekit.runtime.tensorrt import device_environment, import_tensorrt
+    from edgekit.runtime.tensorrt.runner import device_environment, import_tensorrt
 
     onnx_path = Path(onnx_path)
     tc_hash = sha256_file(timing_cache) if timing_cache is not None and Path(timing_cache).is_file() else None

@@ -20,7 +20,7 @@ from typing import Any
 from edgekit.core.atomic import sha256_file
 from edgekit.core.cache import cache_root
 from edgekit.runtime.base import Runner
-from edgekit.runtime.engine_key import ENV_FIELDS, sidecar_path
+from edgekit.runtime.tensorrt.engine_key import ENV_FIELDS, sidecar_path
 
 MODEL_ENGINE = "model.engine"
 FORMAT = "tensorrt-engine"
@@ -35,7 +35,7 @@ def environment_digest(env: dict[str, Any]) -> str:
 
 def check_available() -> tuple[Any, Any]:
     """``(tensorrt, cudart)`` or a MissingDependencyError naming the tensorrt extra (and JetPack)."""
-    from edgekit.runtime import tensorrt as trt_mod
+    from edgekit.runtime.tensorrt import runner as trt_mod
 
     return trt_mod.import_tensorrt(), trt_mod.import_cudart()
 
@@ -53,8 +53,8 @@ def build_trt_engine(
     use_timing_cache: bool,
 ) -> dict[str, Any]:
     """Build ``stage/model.engine`` (+ sidecar) at the static ``input_shape``; returns the recipe details."""
-    from edgekit.runtime import tensorrt as trt_mod
-    from edgekit.runtime.tensorrt_build import build_engine_file
+    from edgekit.runtime.tensorrt import runner as trt_mod
+    from edgekit.runtime.tensorrt.builder import build_engine_file
 
     trt = trt_mod.import_tensorrt()
     env = trt_mod.device_environment(trt)
@@ -95,7 +95,7 @@ def verification_runner(stage: Path) -> Callable[[], Runner]:
     """The engine run on this device's GPU (the sidecar is verified before TensorRT sees the bytes)."""
 
     def make() -> Runner:
-        from edgekit.runtime.tensorrt import TensorRTRunner
+        from edgekit.runtime.tensorrt.runner import TensorRTRunner
 
         return TensorRTRunner(stage / MODEL_ENGINE)
 

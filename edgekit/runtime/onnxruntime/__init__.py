@@ -1,0 +1,4 @@
+"""ONNX Runtime backend: :mod:`.runner` (``OnnxRuntimeRunner``).
+
+Importing this package imports no ``onnxruntime``.
+"""
