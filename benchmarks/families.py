@@ -13,7 +13,7 @@ Per model (default: one or two per family, the seven families of the zoo):
 * **fastest configuration** of each model on this CPU, with whether its lead is
   larger than the round-to-round spread;
 * **accuracy** on the embedded held-out split of each model trained on the
-  embedded training split (``edgekit.optimize.finetune``; ``benchmarks/families_accuracy.py``).
+  embedded training split (``edgekit.optimize.train.finetune``; ``benchmarks/families_accuracy.py``).
 
 Latency uses the default ImageNet input size with random-init weights (latency
 does not depend on weight values; efficientnet_lite0 carries its real ImageNet

@@ -17,6 +17,7 @@ DEVICE_MODULES = [
     "edgekit.core.atomic",
     "edgekit.core.specs",
     "edgekit.core.targets",
+    "edgekit.core.host",
     "edgekit.data",
     "edgekit.data.embedded",
     "edgekit.data.imagefolder",

@@ -12,6 +12,7 @@ Schema (version 1; [] = optional)::
     name, description, family (cpu|intel|jetson|rpi|nvidia-gpu|other)
     [arch = ["x86_64", "aarch64"]]  [notes = ["..."]]
     [detect]        device_tree = ["orin nano"]       # substrings of /proc/device-tree/model
+                    module = ["p3767-0005"]           # Jetson module P-numbers (the reliable key)
     [hardware]      cpu, cpu_cores, accelerator, cuda_compute_capability, dla_cores, power_rails
     [memory]        size_gb, type, bandwidth_gbps, source (required with a figure), note
     [peak_compute]  note (required when no values)
@@ -127,6 +128,7 @@ class TargetProfile:
     cv_threshold: float = 0.10
     notes: tuple[str, ...] = ()
     device_tree_match: tuple[str, ...] = ()
+    module_match: tuple[str, ...] = ()  # Jetson module P-numbers ("p3767-0005")
     source: str = ""  # the file it was read from, as shown in messages
 
     def peak(self, precision: str) -> PeakCompute | None:
@@ -153,7 +155,7 @@ class TargetProfile:
         d: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION, "name": self.name, "description": self.description,
             "family": self.family, "arch": list(self.arch), "notes": list(self.notes),
-            "detect": {"device_tree": list(self.device_tree_match)},
+            "detect": {"device_tree": list(self.device_tree_match), "module": list(self.module_match)},
             "hardware": _drop_none(self.hardware.__dict__ | {"power_rails": list(self.hardware.power_rails)}),
             "memory": _drop_none(self.memory.__dict__),
             "peak_compute": {"note": self.peak_note, "values": [_drop_none(p.__dict__) for p in self.peak_compute]},
@@ -257,7 +259,7 @@ def parse_target(data: dict[str, Any], *, origin: str) -> TargetProfile:
         t.fail(f"{family!r} is not one of {', '.join(FAMILIES)}", "family")
 
     det = t.sub("detect")
-    det.only("device_tree")
+    det.only("device_tree", "module")
     hw = t.sub("hardware")
     hw.only("cpu", "cpu_cores", "accelerator", "cuda_compute_capability", "dla_cores", "power_rails")
     hardware = HardwareSpec(cpu=hw.text("cpu"), cpu_cores=hw.positive("cpu_cores"),
@@ -355,5 +357,6 @@ def parse_target(data: dict[str, Any], *, origin: str) -> TargetProfile:
         threads=dft.positive("threads"), streams=dft.positive("streams") or 1, batch_sizes=batch,
         warmup_s=2.0 if warmup is None else warmup, cv_threshold=0.10 if cv is None else cv,
         notes=t.strings("notes"), device_tree_match=tuple(s.lower() for s in det.strings("device_tree")),
+        module_match=tuple(s.lower() for s in det.strings("module")),
         source=origin,
     )

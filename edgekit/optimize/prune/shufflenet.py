@@ -50,7 +50,7 @@ def prune(
 ) -> tuple[str, list[str], list[str]]:
     """Prune ``model`` (a torchvision ShuffleNetV2) in place; returns (method, kept whole, notes)."""
     torch = require("torch")
-    from edgekit.optimize.prune_structure import _quiet_torch_pruning, make_pruner
+    from edgekit.optimize.prune.structure import _quiet_torch_pruning, make_pruner
 
     blocks = _blocks(model)
     conv5, fc = getattr(model, "conv5", None), getattr(model, "fc", None)
@@ -109,6 +109,6 @@ def prune(
     ]
     notes = [
         "ShuffleNetV2's channel shuffle is not traceable by Torch-Pruning; pruned through a proxy of the "
-        f"{len(blocks)} blocks' branch2-internal layers and conv5 (see edgekit.optimize.prune_shufflenet)",
+        f"{len(blocks)} blocks' branch2-internal layers and conv5 (see edgekit.optimize.prune.shufflenet)",
     ]
     return "torch-pruning on a proxy of the branch-internal layers (shufflenet)", kept, notes

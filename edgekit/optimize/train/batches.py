@@ -10,7 +10,7 @@ Without augmentation a cached sample normalizes to exactly what
 :func:`edgekit.data.preprocess_image` gives, so training, the held-out score,
 the exported manifest and ``edgekit eval`` all see the same input.
 
-Torch-free: the loaders yield numpy arrays; :mod:`edgekit.optimize.distill`
+Torch-free: the loaders yield numpy arrays; :mod:`edgekit.optimize.train.distill`
 turns them into tensors.
 """
 
@@ -28,7 +28,7 @@ from edgekit.core.errors import DataError, UsageError
 from edgekit.core.specs import PreprocessSpec
 from edgekit.data.dataset import Dataset
 from edgekit.data.preprocess import resize_and_crop
-from edgekit.optimize.augment import AugmentConfig, augment_batch, normalize
+from edgekit.optimize.train.augment import AugmentConfig, augment_batch, normalize
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ class EvalBatches:
 
 @dataclass(frozen=True)
 class Loaders:
-    """What :func:`edgekit.optimize.distill.train` consumes: a training and a held-out source."""
+    """What :func:`edgekit.optimize.train.distill.train` consumes: a training and a held-out source."""
 
     train: TrainBatches
     heldout: EvalBatches

@@ -1,6 +1,6 @@
 """Pieces of the training loop: config, records, progress, determinism, evaluation.
 
-The loop itself is :func:`edgekit.optimize.distill.train` (fine-tuning is
+The loop itself is :func:`edgekit.optimize.train.distill.train` (fine-tuning is
 distillation without a teacher). torch is imported inside the functions
 that need it, so the records and the config read back without torch.
 """

@@ -4,9 +4,9 @@ Order of work: validate every option and the output directory; load the
 model to prune (an FP32 artifact with its weights, or a zoo model; a
 quantized artifact is refused); export the unpruned model to ONNX (the
 "before" graph); if recovering, cache the data and score the unpruned model
-on the held-out split; prune the channels (:mod:`edgekit.optimize.prune_structure`);
+on the held-out split; prune the channels (:mod:`edgekit.optimize.prune.structure`);
 recover by fine-tuning with knowledge distillation from the unpruned model
-(the shared loop in :mod:`edgekit.optimize.distill`); save the pruned
+(the shared loop in :mod:`edgekit.optimize.train.distill`); save the pruned
 weights as safetensors plus the channel configuration, rebuild the model from
 those files and check its logits equal the pruned model's; export that
 rebuilt model through :func:`edgekit.export.export_model` (graph check,
@@ -38,10 +38,10 @@ from edgekit.core.atomic import check_output_dir, staged_dir
 from edgekit.core.errors import DataError, UsageError
 from edgekit.core.lazy import require
 from edgekit.core.manifest import MANIFEST_NAME, load_artifact
-from edgekit.optimize import prune_source
-from edgekit.optimize.prune_bench import DEFAULT_MIN_GAIN, NOT_MEASURED, PairedLatency, Verdict
-from edgekit.optimize.prune_structure import StructureReport, check_ratio, check_round_to
-from edgekit.optimize.train_loop import TrainConfig, TrainProgress, TrainRecord, as_progress
+from edgekit.optimize.prune import source as prune_source
+from edgekit.bench.paired_latency import DEFAULT_MIN_GAIN, NOT_MEASURED, PairedLatency, Verdict
+from edgekit.optimize.prune.structure import StructureReport, check_ratio, check_round_to
+from edgekit.optimize.train.loop import TrainConfig, TrainProgress, TrainRecord, as_progress
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +187,8 @@ def prune(options: PruneOptions, *, progress: TrainProgress | Callable[[str], No
     require("torch_pruning", purpose="structured pruning")
     require("safetensors", purpose="writing the pruned checkpoint")
     from edgekit.export.onnx_export import export_torch_to_onnx
-    from edgekit.optimize.prune_structure import prune_structure
-    from edgekit.optimize.train_loop import deterministic
+    from edgekit.optimize.prune.structure import prune_structure
+    from edgekit.optimize.train.loop import deterministic
 
     bar.message(f"loading {options.source}")
     src = prune_source.resolve(options.source, weights=options.weights, num_classes=options.num_classes,
@@ -202,7 +202,7 @@ def prune(options: PruneOptions, *, progress: TrainProgress | Callable[[str], No
         bar.message("exporting the unpruned model (the 'before' graph)")
         export_torch_to_onnx(model, before_onnx, input_shape=(1, 3, h, w), opset=options.opset)
         loaders, data_info = _recovery_data(options, src) if options.recover else (None, None)
-        from edgekit.optimize.train_loop import evaluate
+        from edgekit.optimize.train.loop import evaluate
 
         unpruned_top1 = evaluate(model, loaders.heldout)[1] if loaders is not None else None
         teacher = copy.deepcopy(model).eval() if options.use_distill else None
@@ -231,9 +231,9 @@ def prune(options: PruneOptions, *, progress: TrainProgress | Callable[[str], No
 
 def _recovery_data(options: PruneOptions, src: prune_source.Source) -> tuple[Any, dict[str, Any]]:
     from edgekit.data.sampling import check_labels_match
-    from edgekit.optimize.augment import AugmentConfig
-    from edgekit.optimize.batches import Loaders
-    from edgekit.optimize.splits import prepare
+    from edgekit.optimize.train.augment import AugmentConfig
+    from edgekit.optimize.train.batches import Loaders
+    from edgekit.optimize.train.splits import prepare
 
     data = prepare(options.finetune, src.preprocess, val_split=options.val_split, seed=options.seed,
                    train_limit=options.train_limit)
@@ -255,8 +255,8 @@ def _recovery_data(options: PruneOptions, src: prune_source.Source) -> tuple[Any
 
 def _recover(options: PruneOptions, model: Any, teacher: Any, loaders: Any, data_info: dict[str, Any],
              src: prune_source.Source, unpruned_top1: float | None, bar: TrainProgress) -> Recovery:
-    from edgekit.optimize.distill import train
-    from edgekit.optimize.train_loop import evaluate
+    from edgekit.optimize.train.distill import train
+    from edgekit.optimize.train.loop import evaluate
 
     pruned_top1 = evaluate(model, loaders.heldout)[1]
     same = None
@@ -281,7 +281,7 @@ def _save_and_reload(model: Any, src: prune_source.Source, report: StructureRepo
                      size: tuple[int, int], torch: Any) -> tuple[Any, float, dict[str, Path]]:
     """Save safetensors + channel configuration, rebuild from them, check the logits are equal."""
     from edgekit.export.pipeline import parity_inputs
-    from edgekit.optimize import prune_config as pc
+    from edgekit.optimize.prune import config as pc
 
     cfg = pc.channel_config(model, src.entry, report, num_classes=src.loaded.num_classes,
                             build_kwargs=src.build_kwargs)
@@ -304,7 +304,7 @@ def _export_and_measure(options: PruneOptions, src: prune_source.Source, reloade
     from edgekit.core.manifest import WeightsInfo
     from edgekit.export import ExportOptions, export_model
     from edgekit.graph.profile import profile_onnx
-    from edgekit.optimize.prune_config import CHECKPOINT_NAME, CONFIG_NAME
+    from edgekit.optimize.prune.config import CHECKPOINT_NAME, CONFIG_NAME
     from edgekit.zoo.weights import LoadedModel
 
     final = Path(options.output).resolve()
@@ -327,7 +327,7 @@ def _export_and_measure(options: PruneOptions, src: prune_source.Source, reloade
     extra: dict[str, Any] = {
         "checkpoint": {"file": CHECKPOINT_NAME, "sha256": ck_sha, "format": "safetensors",
                        "architecture": f"pruned: rebuild with {CONFIG_NAME} "
-                                       "(edgekit.optimize.prune_config.load_pruned)"},
+                                       "(edgekit.optimize.prune.config.load_pruned)"},
         "prune_config": {"file": CONFIG_NAME, "sha256": cfg_sha, "build_kwargs": dict(src.build_kwargs)},
         "build_kwargs": dict(src.build_kwargs),
     }
@@ -379,7 +379,7 @@ def _measure(options: PruneOptions, src: prune_source.Source, before: Path, afte
              bar: TrainProgress) -> PairedLatency:
     from edgekit.data.embedded import load_embedded
     from edgekit.data.sampling import calibration_indices
-    from edgekit.optimize.prune_bench import paired_onnx_latency
+    from edgekit.bench.paired_latency import paired_onnx_latency
 
     ds = load_embedded(split="heldout")
     idx = calibration_indices(ds.labels, BENCH_SAMPLES, seed=options.seed)

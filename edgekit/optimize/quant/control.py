@@ -60,7 +60,7 @@ def rank_nodes(
 ) -> list[tuple[str, float]]:
     """Quantized nodes of ``int8_path`` ranked by the error they add (most harmful first)."""
     onnx = require("onnx")
-    from edgekit.optimize.quant_ort import float_nodes
+    from edgekit.optimize.quant.ort import float_nodes
 
     fmodel = onnx.load(str(fp32_path))
     qmodel = onnx.load(str(int8_path))

@@ -32,7 +32,7 @@ import numpy as np
 
 from edgekit.core.errors import CheckFailed, ExportError, UsageError
 from edgekit.core.lazy import require
-from edgekit.optimize.quant_presets import QuantPreset
+from edgekit.optimize.quant.presets import QuantPreset
 
 log = logging.getLogger(__name__)
 

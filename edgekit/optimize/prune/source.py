@@ -73,12 +73,12 @@ def from_artifact(path: Path) -> Source:
     check_prunable(art)
     m = art.manifest
     entry = get_model(m.model)
-    from edgekit.optimize.prune_config import is_pruned_artifact, load_pruned
+    from edgekit.optimize.prune.config import is_pruned_artifact, load_pruned
 
     if is_pruned_artifact(art):
         loaded = load_pruned(art)
     elif isinstance(m.extra.get("checkpoint"), dict):
-        from edgekit.optimize.finetune import load_finetuned
+        from edgekit.optimize.train.finetune import load_finetuned
 
         loaded = load_finetuned(art)
     else:
@@ -120,7 +120,7 @@ def _reload_exported(art: Artifact, entry: ModelEntry) -> Any:
 
 
 def from_zoo(name: str, *, weights: str, num_classes: int | None, img_size: int | None) -> Source:
-    from edgekit.optimize import transfer
+    from edgekit.optimize.train import transfer
     from edgekit.zoo import builders
     from edgekit.zoo.weights import LoadedModel
 

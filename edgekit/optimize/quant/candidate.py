@@ -1,6 +1,6 @@
 """The method-specific half of ``edgekit quantize``: make the candidate, measure it.
 
-Called by :func:`edgekit.optimize.quantize.quantize` inside its staging
+Called by :func:`edgekit.optimize.quant.quantize.quantize` inside its staging
 directory; writes the model file(s) into ``stage`` and returns the report that
 becomes ``extra.quantization`` in the manifest. Every path ends the same way:
 the candidate and the FP32 parent run on the same eval images and are
@@ -24,9 +24,9 @@ from edgekit.core.errors import ParityError, UsageError
 from edgekit.core.lazy import available, require
 from edgekit.core.manifest import Artifact
 from edgekit.core.specs import TensorSpec
-from edgekit.optimize import quant_data
-from edgekit.optimize.quant_data import CalibrationSet, EvalSet, compare, run_logits
-from edgekit.optimize.quant_patterns import Patterns, find_patterns, graph_from_onnx, graph_from_openvino
+from edgekit.optimize.quant import data as quant_data
+from edgekit.optimize.quant.data import CalibrationSet, EvalSet, compare, run_logits
+from edgekit.optimize.quant.patterns import Patterns, find_patterns, graph_from_onnx, graph_from_openvino
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class Builder:
     # -- ONNX Runtime -----------------------------------------------------------------------
     def ort(self) -> Built:
         onnx = require("onnx")
-        from edgekit.optimize import quant_control, quant_ort
+        from edgekit.optimize.quant import control as quant_control, ort as quant_ort
 
         layout = quant_ort.LAYOUTS[self.p.layout]
         pre = self.work / "pre.onnx"
@@ -189,7 +189,7 @@ class Builder:
     # -- NNCF -------------------------------------------------------------------------------
     def nncf_onnx(self) -> Built:
         onnx = require("onnx")
-        from edgekit.optimize import quant_nncf, quant_ort
+        from edgekit.optimize.quant import nncf as quant_nncf, ort as quant_ort
 
         model = onnx.load(str(self.parent.model_path))
         patterns = find_patterns(graph_from_onnx(model))
@@ -213,7 +213,7 @@ class Builder:
         return self.finish_onnx(out, ref, cmp, info)
 
     def nncf_openvino(self) -> Built:
-        from edgekit.optimize import quant_nncf
+        from edgekit.optimize.quant import nncf as quant_nncf
 
         batch = self.p.batch
         view = quant_nncf.load_openvino_static(self.parent.model_path, batch=batch)
@@ -251,10 +251,10 @@ class Builder:
     # -- FP16 -------------------------------------------------------------------------------
     def fp16(self) -> Built:
         from edgekit.export.parity import compare_outputs
-        from edgekit.optimize import fp16
+        from edgekit.optimize.quant import fp16
 
         if self.p.output_format == "openvino-ir":
-            from edgekit.optimize.quant_nncf import MODEL_XML, load_openvino_static
+            from edgekit.optimize.quant.nncf import MODEL_XML, load_openvino_static
 
             model = load_openvino_static(self.parent.model_path, batch=self.p.batch)
             self.say(f"saving an OpenVINO IR with FP16 weights (static batch {self.p.batch})")

@@ -30,11 +30,11 @@ from edgekit.core.errors import ArtifactError, UsageError
 from edgekit.core.lazy import require
 from edgekit.core.manifest import Artifact, WeightsInfo, load_artifact
 from edgekit.core.versions import package_version
-from edgekit.optimize.augment import AugmentConfig
-from edgekit.optimize.batches import Loaders
+from edgekit.optimize.train.augment import AugmentConfig
+from edgekit.optimize.train.batches import Loaders
 from edgekit.data import EMBEDDED
-from edgekit.optimize.splits import check_val_split, is_embedded, prepare
-from edgekit.optimize.train_loop import TrainConfig, TrainProgress, TrainRecord, as_progress, deterministic
+from edgekit.optimize.train.splits import check_val_split, is_embedded, prepare
+from edgekit.optimize.train.loop import TrainConfig, TrainProgress, TrainRecord, as_progress, deterministic
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +187,8 @@ def finetune(
     size = _img_size(options, entry)
     spec = entry.preprocess.with_input_size(size)
     cfg = options.train_config()
-    from edgekit.optimize import transfer
-    from edgekit.optimize.distill import train
+    from edgekit.optimize.train import transfer
+    from edgekit.optimize.train.distill import train
 
     with deterministic(options.seed, options.threads) as threads:
         bar.message(f"building {entry.name} with weights '{options.weights}'")
@@ -367,7 +367,7 @@ def load_finetuned(artifact: str | Path | Artifact) -> Any:
     path = art.path / ck["file"]
     if not path.is_file() or sha256_file(path) != ck.get("sha256"):
         raise ArtifactError(f"{path} is missing or does not match its recorded sha256", hint="re-run edgekit finetune")
-    from edgekit.optimize import transfer
+    from edgekit.optimize.train import transfer
     from edgekit.zoo.registry import get_model
     from edgekit.zoo.weights import LoadedModel, load_model
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from edgekit.core.errors import CheckFailed, ExportError
 from edgekit.core.lazy import require
-from edgekit.optimize.quant_presets import QuantPreset
+from edgekit.optimize.quant.presets import QuantPreset
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Training augmentations on cached uint8 arrays, in numpy (no torch, no PIL per epoch).
 
-Images are decoded and resized once (see :mod:`edgekit.optimize.batches`);
+Images are decoded and resized once (see :mod:`edgekit.optimize.train.batches`);
 each epoch only warps the cached arrays. The warp is axis-aligned (a crop
 box, a shift and an optional horizontal flip), so bilinear resampling is
 separable: ``out = Wy @ img @ Wx.T`` with two sparse interpolation matrices

@@ -27,7 +27,7 @@ from edgekit.core.atomic import atomic_write_json, sha256_file
 from edgekit.core.errors import ArtifactError
 from edgekit.core.lazy import require
 from edgekit.core.manifest import Artifact, WeightsInfo, load_artifact
-from edgekit.optimize.prune_structure import CHANNEL_ATTRS, StructureReport
+from edgekit.optimize.prune.structure import CHANNEL_ATTRS, StructureReport
 from edgekit.zoo.registry import ModelEntry, get_model
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from edgekit.core.specs import PreprocessSpec
 from edgekit.data import EMBEDDED, load_dataset
 from edgekit.data.embedded import EMBEDDED_NAME, HELDOUT_FRACTION, SPLIT_SEED, load_embedded, split_indices
 from edgekit.data.sampling import calibration_indices
-from edgekit.optimize.batches import ImageCache, Tick, build_cache, duplicate_groups
+from edgekit.optimize.train.batches import ImageCache, Tick, build_cache, duplicate_groups
 
 log = logging.getLogger(__name__)
 

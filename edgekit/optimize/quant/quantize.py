@@ -39,8 +39,8 @@ from edgekit.core.atomic import check_output_dir, staged_dir
 from edgekit.core.errors import ArtifactError, CheckFailed, UsageError
 from edgekit.core.manifest import Artifact, Manifest, load_artifact
 from edgekit.core.versions import tool_versions
-from edgekit.optimize.quant_data import DEFAULT_BUDGET_PTS, MIN_CALIB, NO_CALIB_HINT
-from edgekit.optimize.quant_presets import QuantPreset, preset_names, resolve_preset
+from edgekit.optimize.quant.data import DEFAULT_BUDGET_PTS, MIN_CALIB, NO_CALIB_HINT
+from edgekit.optimize.quant.presets import QuantPreset, preset_names, resolve_preset
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +187,8 @@ def plan(options: QuantizeOptions, manifest: Manifest) -> QuantizePlan:
 
 def quantize(options: QuantizeOptions, *, progress: Progress | None = None) -> QuantizeResult:
     """Quantize (or convert to FP16), check and measure; returns the written artifact."""
-    from edgekit.optimize import quant_data
-    from edgekit.optimize.quant_build import build_candidate
+    from edgekit.optimize.quant import data as quant_data
+    from edgekit.optimize.quant.candidate import build_candidate
 
     t0 = time.perf_counter_ns()
     say = progress or (lambda msg: log.info(msg))

@@ -1,6 +1,6 @@
 """Knowledge distillation and the training loop shared by fine-tuning and pruning recovery.
 
-:func:`train` trains a student on :class:`~edgekit.optimize.batches.Loaders`,
+:func:`train` trains a student on :class:`~edgekit.optimize.train.batches.Loaders`,
 optionally against a teacher's logits with :func:`kd_loss` (Hinton et al.,
 2015)::
 
@@ -25,8 +25,8 @@ from typing import Any
 
 from edgekit.core.errors import UsageError
 from edgekit.core.lazy import require
-from edgekit.optimize.batches import Loaders
-from edgekit.optimize.train_loop import (
+from edgekit.optimize.train.batches import Loaders
+from edgekit.optimize.train.loop import (
     EpochRecord,
     TrainConfig,
     TrainProgress,
@@ -91,7 +91,7 @@ def train(
     """Train ``student`` in place; returns the per-epoch record.
 
     Seeding, thread count and deterministic kernels are the caller's (see
-    :func:`edgekit.optimize.train_loop.deterministic`); batches are a pure
+    :func:`edgekit.optimize.train.loop.deterministic`); batches are a pure
     function of the loaders' seed and the epoch. A torch-module teacher is
     put in eval mode and never updated.
     """

@@ -18,7 +18,7 @@ What is pruned and what is kept whole:
   stages, the stem and the inputs of the first attention block are pruned
   like any CNN.
 * ShuffleNetV2's channel shuffle (torchvision's view/transpose) is not
-  traceable; :mod:`edgekit.optimize.prune_shufflenet` prunes it through a
+  traceable; :mod:`edgekit.optimize.prune.shufflenet` prunes it through a
   traceable proxy of its branch-internal layers.
 
 Importance is the group L2 magnitude (``GroupMagnitudeImportance(p=2)``,
@@ -253,7 +253,7 @@ def prune_structure(
     h, w = int(input_size[0]), int(input_size[1])
     example = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(0))
     if entry.family == "shufflenetv2":
-        from edgekit.optimize import prune_shufflenet
+        from edgekit.optimize.prune import shufflenet as prune_shufflenet
 
         method, kept, notes = prune_shufflenet.prune(
             model, example, ratio=ratio, round_to=round_to, global_pruning=global_pruning

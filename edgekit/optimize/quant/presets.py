@@ -6,7 +6,7 @@ correction to use. Its effect is measured (the quantize command reports the
 paired top-1 drop, and the benchmarks compare presets); it is never assumed.
 
 ``auto`` picks a preset from the artifact manifest's ``family``.
-The node lists come from :mod:`edgekit.optimize.quant_patterns`, run on the
+The node lists come from :mod:`edgekit.optimize.quant.patterns`, run on the
 graph being quantized (ONNX for ONNX Runtime and NNCF-ONNX, the OpenVINO model
 for NNCF-OpenVINO), so the names always exist in that graph.
 """
