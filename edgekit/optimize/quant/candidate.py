@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.core.errors import ParityError, UsageError
+from edgekit.core.errors import CheckFailed, ParityError, UsageError
 from edgekit.core.lazy import available, require
 from edgekit.core.manifest import Artifact
 from edgekit.core.specs import TensorSpec
@@ -86,8 +86,11 @@ class Builder:
     """One quantization run; ``build()`` dispatches on the plan."""
 
     def __init__(self, options: Any, p: Any, parent: Artifact, calib: CalibrationSet | None, ev: EvalSet,
-                 work: Path, stage: Path, *, say: Callable[[str], None], budget: float, budget_source: str) -> None:
+                 work: Path, stage: Path, *, say: Callable[[str], None], budget: float, budget_source: str,
+                 ev_select: EvalSet | None = None) -> None:
         self.o, self.p, self.parent, self.calib, self.ev = options, p, parent, calib, ev
+        self.ev_select = ev_select  # the validation split: accuracy control chooses on it, nothing is reported
+        self._vref: dict[str, np.ndarray] = {}
         self.work, self.stage, self.say = work, stage, say
         self.budget, self.source = budget, budget_source
         self.m = parent.manifest
@@ -97,6 +100,7 @@ class Builder:
             "runtime": p.runtime, "target": p.target, "for": options.target, "arch": p.arch,
             "preset": {**p.preset.to_json(), "chosen": p.preset_choice} if options.precision == "int8" else None,
             "calib": calib.record if calib else None, "eval": ev.record,
+            "select": ev_select.record if ev_select is not None else None,
         }
 
     # -- shared -----------------------------------------------------------------------------
@@ -110,6 +114,33 @@ class Builder:
     def measure(self, path: Path, ref: np.ndarray, runtime: str) -> tuple[dict[str, Any], dict[str, Any]]:
         logits, info = run_logits(path, self.ev.x, runtime=runtime, batch=self.p.batch, threads=self.o.threads)
         return compare(ref, logits, self.ev.labels, budget_pts=self.budget, budget_source=self.source), info
+
+    def select_bound(self, path: Path, runtime: str) -> tuple[float, float, np.ndarray]:
+        """(upper --confidence bound of the drop, candidate top-1, logits) on the validation split."""
+        from edgekit.bench.budget import upper_bound
+
+        ev = self.ev_select
+        assert ev is not None and ev.labels is not None
+        if runtime not in self._vref:
+            self._vref[runtime], _ = run_logits(self.parent.model_path, ev.x, runtime=runtime, batch=self.p.batch,
+                                                threads=self.o.threads)
+        logits, _ = run_logits(path, ev.x, runtime=runtime, batch=self.p.batch, threads=self.o.threads)
+        ub, pc = upper_bound(self._vref[runtime], logits, ev.labels, budget_pts=self.o.max_drop,
+                             confidence=self.o.confidence)
+        return ub, pc.candidate_top1, logits
+
+    def judge(self, path: Path, ref: np.ndarray, runtime: str) -> None:
+        """The budget verdict: accepted on the validation upper bound, measured on test (report["budget"])."""
+        from edgekit.bench.budget import judge
+
+        if self.o.max_drop is None or self.ev_select is None or self.ev.labels is None:
+            return
+        _, _, vlog = self.select_bound(path, runtime)
+        tlog, _ = run_logits(path, self.ev.x, runtime=runtime, batch=self.p.batch, threads=self.o.threads)
+        v = judge((self._vref[runtime], vlog, self.ev_select.labels), (ref, tlog, self.ev.labels),
+                  budget_pts=self.o.max_drop, confidence=self.o.confidence)
+        self.report["budget"] = v.to_json()
+        self.say(v.statement)
 
     def finish_onnx(self, final: Path, ref: np.ndarray, cmp: dict[str, Any], info: dict[str, Any]) -> Built:
         shutil.copyfile(final, self.stage / "model.onnx")
@@ -154,8 +185,10 @@ class Builder:
         self.say("evaluating the INT8 model")
         cmp, info = self.measure(q0, ref, "onnxruntime")
         final = q0
-        if self.o.max_drop is not None and cmp["drop_pts"] > self.o.max_drop:
-            self.say(f"drop {cmp['drop_pts']:.2f} pts > {self.o.max_drop:g}: ranking layers by the error they add")
+        ub0 = self.select_bound(q0, "onnxruntime")[0] if self.o.max_drop is not None else None
+        if ub0 is not None and ub0 > self.o.max_drop:
+            self.say(f"validation: upper {self.o.confidence:.0%} bound of the drop {ub0:.2f} pts > {self.o.max_drop:g}: "
+                     "ranking layers by the error they add")
             ranking = quant_control.rank_nodes(pre, q0, self.calib.x, input_name=self.input_name,  # type: ignore[union-attr]
                                                batch=self.p.batch, threads=self.o.threads)
 
@@ -163,20 +196,27 @@ class Builder:
                 out = self.work / f"q{len(extra)}.onnx"
                 quant_ort.quantize_ort(pre, out, reader=reader, layout=layout, preset=self.p.preset,
                                        nodes_to_exclude=base + extra, cache_path=cache)
-                c, _ = self.measure(out, ref, "onnxruntime")
-                self.say(f"  {len(extra)} more layer(s) in float: drop {c['drop_pts']:.2f} pts")
-                return c["drop_pts"], c["candidate_top1"], out
+                ub, top1, _ = self.select_bound(out, "onnxruntime")
+                self.say(f"  {len(extra)} more layer(s) in float: validation drop upper bound {ub:.2f} pts")
+                return ub, top1, out
 
-            res = quant_control.accuracy_control(ranking, measure=trial, initial_drop=cmp["drop_pts"],
+            res = quant_control.accuracy_control(ranking, measure=trial, initial_drop=ub0,
                                                  budget_pts=self.o.max_drop, max_iterations=self.o.max_iterations,
                                                  initial_path=q0)
             groups["accuracy_control"] = res.kept_float
             self.report["accuracy_control"] = res.to_json(self.o.max_drop, self.o.max_iterations)
             final = res.model_path or q0
+            if not quant_ort.float_nodes(onnx.load(str(final)))[0]:
+                raise CheckFailed(
+                    f"cannot meet the {self.o.max_drop:g} pt budget in INT8: even with every quantized layer back in "
+                    f"float ({len(res.kept_float)} layer(s)) the model is only its FP32 parent",
+                    hint="nothing was written; raise --max-drop or lower --confidence, try another --preset, or QAT")
             cmp, info = self.measure(final, ref, "onnxruntime")
         elif self.o.max_drop is not None:
             self.report["accuracy_control"] = {"iterations": 0, "fits": True, "kept_float": [],
-                                               "drop_pts": cmp["drop_pts"], "budget_pts": self.o.max_drop}
+                                               "upper_pts": ub0, "budget_pts": self.o.max_drop,
+                                               "measured_on": "validation split"}
+        self.judge(final, ref, "onnxruntime")
         qmodel = onnx.load(str(final))
         graph = quant_ort.qdq_report(qmodel)
         quant_ort.check_layout(graph, layout)
@@ -226,7 +266,8 @@ class Builder:
                  f"{', accuracy control' if control else ''})")
         recipe = quant_nncf.quantize_openvino(
             self.parent.model_path, self.stage, calib_x=self.calib.x, batch=batch, preset=self.p.preset,  # type: ignore[union-attr]
-            ignored=ignored, eval_x=self.ev.x if control else None, eval_labels=self.ev.labels if control else None,
+            ignored=ignored, eval_x=self.ev_select.x if control else None,  # type: ignore[union-attr]
+            eval_labels=self.ev_select.labels if control else None,  # type: ignore[union-attr]
             max_drop_pts=self.o.max_drop, max_iterations=self.o.max_iterations)
         graph = recipe.pop("graph")
         xml = self.stage / quant_nncf.MODEL_XML
@@ -239,7 +280,9 @@ class Builder:
             groups["accuracy_control"] = reverted
             self.report["accuracy_control"] = {**recipe.get("accuracy_control", {}), "kept_float": reverted,
                                                "drop_pts": cmp["drop_pts"], "fits": cmp["drop_pts"] <= self.o.max_drop,
-                                               "note": "NNCF chose the reverted layers on the eval images: optimistic"}
+                                               "note": "NNCF chose the reverted layers on the validation split; "
+                                                       "the reported drop is on the test split"}
+            self.judge(xml, ref, "openvino")
         layout = {"name": "openvino-fakequantize", "format": "openvino-ir",
                   "activations": f"int8/uint8 per NNCF preset {recipe['preset']}", "weights": "int8 symmetric per-channel",
                   "why": "NNCF on the OpenVINO model; compiled and checked at a static batch, f32 hint"}
@@ -289,8 +332,9 @@ class Builder:
 
 
 def build_candidate(options: Any, p: Any, parent: Artifact, calib: CalibrationSet | None, ev: EvalSet, work: Path,
-                    stage: Path, *, say: Callable[[str], None], budget: float, budget_source: str) -> Built:
+                    stage: Path, *, say: Callable[[str], None], budget: float, budget_source: str,
+                    ev_select: EvalSet | None = None) -> Built:
     if options.precision == "int8" and calib is None:
         raise UsageError("INT8 quantization needs calibration images", hint=quant_data.NO_CALIB_HINT)
     return Builder(options, p, parent, calib, ev, work, stage, say=say, budget=budget,
-                   budget_source=budget_source).build()
+                   budget_source=budget_source, ev_select=ev_select).build()
