@@ -18,6 +18,12 @@ def _calib_spec(data: str) -> str:
     return "embedded:train" if data in ("embedded", "embedded:heldout") else data
 
 
+def _eval_spec(data: str) -> str | None:
+    """The pipeline's own data for a quantize step's evaluation (its recorded validation/test splits are used);
+    None for the embedded set (quantize's default: its validation and test splits)."""
+    return None if data.split(":")[0] == "embedded" else data
+
+
 def _preload_ort_quantization() -> None:
     """Import ``onnxruntime.quantization`` before any FP16 conversion runs in this process.
 
@@ -68,7 +74,8 @@ def run_step(step: Step, pipeline: Pipeline, *, overwrite: bool, threads: int | 
         q = {k: v for k, v in step.params.items() if k != "seed"}
         target = q.pop("for", None)
         quantize(
-            QuantizeOptions(artifact=step.parent.path, output=out, calib=_calib_spec(pipeline.data), target=target,
+            QuantizeOptions(artifact=step.parent.path, output=out, calib=_calib_spec(pipeline.data),
+                            eval=_eval_spec(pipeline.data), target=target,
                             seed=pipeline.seed, overwrite=overwrite, threads=threads, **q),
             progress=progress.message,
         )
