@@ -558,3 +558,19 @@ def test_cli_max_ratio_increase(tmp_path):
     r = runner.invoke(cli, ["gate", str(tmp_path / "c.json"), "--baseline", str(base), "--max-ratio-increase", "10"])
     assert r.exit_code == 1, r.output
     assert "ratio" in r.output
+
+
+def test_fp16_is_planned_and_gated_on_the_cpu_target():
+    """FP16 is gated wherever it runs: an FP16 ONNX artifact gets an ONNX Runtime row on the cpu target (it runs
+    there), not a 'target does not list fp16' skip that no gate ever looks at."""
+    from edgekit.bench.plan import plan_cells
+    from edgekit.core.manifest import Manifest, WeightsInfo
+    from edgekit.core.specs import PreprocessSpec, TensorSpec
+    from edgekit.core.targets import load_target
+
+    m = Manifest(model="m", family="mobilenetv3", source="timm:m", num_classes=10, weights=WeightsInfo("none"),
+                 inputs=(TensorSpec("input", (1, 3, 16, 16)),), outputs=(TensorSpec("logits", (1, 10)),),
+                 preprocess=PreprocessSpec(input_size=(16, 16)), precision="fp16")
+    cells = plan_cells([m], load_target("cpu"), runtimes=("onnxruntime",))
+    fp16 = [c for c in cells if c.precision == "fp16"]
+    assert fp16 and all(c.reason is None for c in fp16), cells
