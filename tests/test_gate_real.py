@@ -182,7 +182,8 @@ def _scale_damage(int8: Path, out: Path, rel: float, *, seed: int = 0) -> Path:
     return out
 
 
-#: the CI's FP32/INT8 rule (.ci/run): 1 point, an inconclusive verdict judged by the observed drop
+#: the CI's INT8-vs-FP32 rule (the embedded default's own [gate], run by .ci/run): 1 point against FP32 of the same
+#: run, an inconclusive verdict judged by the observed drop
 CI_BUDGET = "1"
 
 
