@@ -607,3 +607,22 @@ def test_fp16_converter_import_leaves_onnxruntime_quantization_importable():
             "print('ok')\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_a_failed_accuracy_verdict_is_a_failure_not_a_printed_word():
+    """Without --max-drop a drop the test split confirms over the default budget fails (exit 1, artifact kept and
+    marked failed by quantize()); with --max-drop the validation upper bound decides and a test break fails too."""
+    from edgekit.optimize.quant.quantize import QuantizeOptions, accuracy_failure
+
+    opts = QuantizeOptions(artifact=Path("a"), output=Path("b"), calib="embedded")
+    confirmed = {"accuracy": {"paired": {"verdict": "fail", "reason": "top-1 drop +8.62 pts, 95% CI [+6.9, +10.4]"}}}
+    assert "+8.62" in accuracy_failure(confirmed, opts) and "--max-drop" in accuracy_failure(confirmed, opts)
+    for verdict in ("pass", "inconclusive"):
+        assert accuracy_failure({"accuracy": {"paired": {"verdict": verdict, "reason": ""}}}, opts) is None
+    budget = dataclasses.replace(opts, max_drop=1.0)
+    over = {"budget": {"accepted": False, "breaks_on_test": False, "statement": "validation: ..."},
+            "accuracy_control": {"kept_float": ["a", "b"]}}
+    assert "does not meet the 1 pt budget even with 2 layer(s)" in accuracy_failure(over, budget)
+    broke = {"budget": {"accepted": True, "breaks_on_test": True, "statement": "BUDGET BROKEN ON TEST: ..."}}
+    assert "breaks the budget on test" in accuracy_failure(broke, budget)
+    assert accuracy_failure({"budget": {"accepted": True, "breaks_on_test": False, "statement": ""}}, budget) is None
