@@ -538,6 +538,7 @@ def test_bench_on_the_training_data_uses_the_recorded_test_split_and_says_so(tra
                                  data="embedded:all", **FAST_KW))
     r = rep.results[0]
     assert r.accuracy.n == 100 and r.accuracy.extra["split"].startswith("test")
+    assert rep.dataset["splits"] == ["test (the model's recorded split)"]
     assert any("recorded test split" in w and "trained on or chose the epoch" in w for w in rep.warnings)
     # a selection split alone is refused as a result, with the fix; measured only when asked
     with pytest.raises(DataError, match="none of the model's test images") as exc:

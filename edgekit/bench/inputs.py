@@ -105,6 +105,7 @@ class DataSource:
         self._pools: dict[str, np.ndarray] = {}
         self._evals: dict[tuple[str, bytes, bytes], EvalSet] = {}
         self._splits: dict[str, tuple[np.ndarray, str]] = {}
+        self.used_splits: set[str] = set()
         self.warnings: list[str] = []
         if len(self.pool_indices) < MIN_DISTINCT_SAMPLES:
             self._warn(f"the latency sample pool has only {len(self.pool_indices)} distinct images "
@@ -118,7 +119,8 @@ class DataSource:
     def info(self) -> dict[str, Any]:
         ds = self.dataset
         return {
-            "name": ds.name, "source": str(self.data) if self.explicit else "embedded (held-out split)",
+            "name": ds.name, "source": str(self.data) if self.explicit else "embedded (test split)",
+            "splits": sorted(self.used_splits),
             "explicit": self.explicit, "n_images": len(ds), "classes": list(ds.classes),
             "eval_n": int(len(self.eval_indices)), "eval_size_asked": self.eval_size,
             "latency_pool_n": int(len(self.pool_indices)), "seed": self.seed,
@@ -223,6 +225,7 @@ class DataSource:
         ev = None
         if mapping is not None:
             idx, split = self.eval_split(manifest, artifact_name)
+            self.used_splits.add(split)
             ev = self._eval(manifest.preprocess, mapping, idx, split)
         if ev is not None and len(ev.indices) < 100:
             self._warn(f"only {len(ev.indices)} eval images: accuracy differences below several points cannot be "
