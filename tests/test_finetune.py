@@ -371,8 +371,9 @@ def test_cli_draws_epoch_bars_on_a_terminal_and_prints_the_table(tmp_path, monke
                                  "-o", str(out)])
     assert r.exit_code == 0, r.output
     bars = term.getvalue()
-    assert "epoch 1/2" in bars and "epoch 2/2 held-out" in bars and "exporting to ONNX" in bars
-    assert "held-out top-1" in r.output and r.output.count(" epoch ") == 2 and str(out) in r.output
+    assert "epoch 1/2" in bars and "epoch 2/2 validation" in bars and "exporting to ONNX" in bars
+    assert "test top-1" in r.output and "validation" in r.output and r.output.count(" epoch ") == 2
+    assert str(out) in r.output
     quiet = CliRunner().invoke(cli, ["-q", "finetune", "-m", MODEL, "--weights", "none", "--epochs", "1",
                                      "--img-size", "32", "--train-limit", "32", "--batch-size", "16", "--threads", "1",
                                      "-o", str(tmp_path / "q")])

@@ -62,7 +62,7 @@ class RunProgress:
 
     def epoch_end(self, record: Any) -> None:
         self._say(f"epoch {record.epoch}/{self._epochs}: loss {record.train_loss:.4f}, "
-                  f"held-out top-1 {record.heldout_top1:.2%} ({record.seconds:.1f} s)")
+                  f"validation top-1 {record.heldout_top1:.2%} ({record.seconds:.1f} s)")
 
     def bench(self, what: str, fraction: float) -> None:
         pass
