@@ -151,9 +151,9 @@ def finetune_cmd(
     rec = result.record
     ui.stdout.print(
         f"[bold]{result.model}[/] @ {result.img_size}px -> {result.artifact}  "
-        f"test top-1 {result.test_top1:.2%} on {result.dataset.get('n_test')} test images (validation "
-        f"{rec.heldout_top1:.2%} chose epoch {rec.selected_epoch}/{len(rec.epochs)}; {rec.n_train} train / "
-        f"{rec.n_heldout} validation images, {result.seconds:.0f} s)"
+        f"test top-1 {result.test_top1:.2%} on {result.dataset.get('n_test')} test images (the validation split, "
+        f"{rec.heldout_top1:.2%}, picked the model after {rec.selected_epoch}/{len(rec.epochs)} epochs; "
+        f"{rec.n_train} train / {rec.n_heldout} validation images, {result.seconds:.0f} s)"
     )
     for e in rec.epochs:
         mark = "*" if e.epoch == rec.selected_epoch else " "
