@@ -27,6 +27,8 @@ def _cell(text: str) -> str:
 def _value(c: Check, v: float | None) -> str:
     if v is None:
         return ""
+    if c.name.startswith("latency-ratio"):
+        return f"{v:.3f}x FP32"
     if c.name.startswith("latency"):
         return f"{v:.3f} ms"
     return f"{v:.2f} %"
