@@ -626,3 +626,18 @@ def test_a_failed_accuracy_verdict_is_a_failure_not_a_printed_word():
     broke = {"budget": {"accepted": True, "breaks_on_test": True, "statement": "BUDGET BROKEN ON TEST: ..."}}
     assert "breaks the budget on test" in accuracy_failure(broke, budget)
     assert accuracy_failure({"budget": {"accepted": True, "breaks_on_test": False, "statement": ""}}, budget) is None
+
+
+def test_quant_report_json_keeps_the_manifest_keys():
+    """``extra.quantization`` keeps its keys whatever the method: header, reference, then what the method did."""
+    from edgekit.optimize.quant.report import QuantReport
+
+    head = {"precision": "int8", "method": "onnxruntime", "runtime": "onnxruntime"}
+    full = QuantReport(head, {"artifact": "p"}, layout={"name": "u8s8"}, recipe={"r": 1}, accuracy={"n": 2},
+                       runtimes=({"runtime": "onnxruntime"},), patterns={}, graph={"g": 1},
+                       excluded_nodes={"preset": []}, accuracy_control={"iterations": 0}).to_json()
+    assert list(full) == ["precision", "method", "runtime", "reference", "accuracy_control", "layout", "recipe",
+                          "patterns", "graph", "excluded_nodes", "accuracy", "runtimes"]
+    assert full["runtimes"] == [{"runtime": "onnxruntime"}]
+    fp16 = QuantReport({"precision": "fp16"}, {}, layout={}, recipe={}, accuracy={}, runtimes=()).to_json()
+    assert list(fp16) == ["precision", "reference", "layout", "recipe", "accuracy", "runtimes"]

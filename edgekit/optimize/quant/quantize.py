@@ -237,7 +237,7 @@ def quantize(options: QuantizeOptions, *, progress: Progress | None = None) -> Q
             staged_dir(options.output, overwrite=options.overwrite) as stage:
         built = build_candidate(options, p, parent, calib, ev, Path(tmp), stage, say=say,
                                 budget=budget, budget_source=budget_source, ev_select=ev_select)
-        report = built.report
+        report = built.report.to_json()
         failure = accuracy_failure(report, options)
         report["verdict"] = "failed" if failure else "passed"
         if failure:
