@@ -437,7 +437,8 @@ def test_ort_accuracy_control_accepts_on_the_validation_upper_bound_and_reports_
 @pytest.mark.slow
 def test_openvino_accuracy_control_validates_static_f32(run):
     pytest.importorskip("nncf", reason="needs the 'openvino' extra")
-    res = run(target="openvino", max_drop=1.0)
+    # 2 pts: 400 validation images cannot prove 1 pt (one net flip already puts the upper bound near 1.4)
+    res = run(target="openvino", max_drop=2.0)
     q = _q(res)
     ctrl = q["accuracy_control"]
     assert ctrl["tool"] == "nncf.quantize_with_accuracy_control" and "static batch 1" in ctrl["validation"]
