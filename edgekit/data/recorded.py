@@ -95,7 +95,9 @@ def split_rows(dataset: Any, dataset_record: dict[str, Any] | None, spec: str | 
         test_ids = rec.get("test_ids", rec.get("heldout_ids"))
         val_ids = rec.get("validation_ids")
         if test_ids is None and str(rec.get("source", "")).startswith("embedded"):
-            from edgekit.data.embedded import embedded_split_indices  # older manifests: the ids are implied
+            from edgekit.data.embedded import (
+                embedded_split_indices,  # older manifests: the ids are implied
+            )
 
             test_ids = [str(int(i)) for i in embedded_split_indices("test")]
         if test_ids is None:

@@ -59,6 +59,6 @@ def check_accuracy(options: Any, model: Any, data: Any, refs: tuple[Any, Any], b
         reason = f"the pruned model fails the accuracy check on the test split: {p.reason} (set --max-drop)"
     out.update({"verdict": "failed" if failed else "passed", "reason": reason if failed else None,
                 "unpruned_test_top1": float((refs[1].argmax(1) == yt).mean()),
-                "pruned_test_top1": float((cand_test.argmax(1) == yt).mean()), "n_test": int(len(yt))})
+                "pruned_test_top1": float((cand_test.argmax(1) == yt).mean()), "n_test": len(yt)})
     bar.message(f"accuracy ({out['verdict']}): {out['statement']}")
     return out

@@ -50,7 +50,12 @@ from edgekit.data.embedded import (
     split_indices,
 )
 from edgekit.data.sampling import calibration_indices
-from edgekit.optimize.train.batches import ImageCache, Tick, build_cache, duplicate_groups
+from edgekit.optimize.train.batches import (
+    ImageCache,
+    Tick,
+    build_cache,
+    duplicate_groups,
+)
 
 log = logging.getLogger(__name__)
 
