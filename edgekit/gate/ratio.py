@@ -59,23 +59,24 @@ def ratio_check(rid: str, base: BaselineRow, base_ref: BaselineRow, cur: BenchRe
     """The latency ratio (row / its FP32 row of the same run) now against the baseline's."""
     m = options.metric
     name = f"latency-ratio.{m}"
-    lats = [_lat(x) for x in (base, base_ref, cur, cur_ref)]
-    if any(s is None for s in lats) or any(not float(getattr(s, m)) > 0 for s in lats if s is not None):
+    got = [_lat(x) for x in (base, base_ref, cur, cur_ref)]
+    lats: list[Any] = [s for s in got if s is not None and float(getattr(s, m)) > 0]
+    if len(lats) != 4:
         return Check(row=rid, name=name, outcome="skipped", passed=True,
                      message="latency ratio not compared: a row or its FP32 row has no latency")
     lb, lbr, lc, lcr = lats
     rb = float(getattr(lb, m)) / float(getattr(lbr, m))
     rc = float(getattr(lc, m)) / float(getattr(lcr, m))
     rel = rc / rb - 1
-    noise = options.noise_k * math.sqrt(sum(spread(s) ** 2 for s in lats))  # type: ignore[arg-type]
+    noise = options.noise_k * math.sqrt(math.fsum(spread(s) ** 2 for s in lats))
     budget = options.max_ratio_increase_pct
     details: dict[str, Any] = {"metric": m, "baseline_ratio": rb, "current_ratio": rc, "increase_pct": 100 * rel,
                                "noise_pct": 100 * noise, "noise_k": options.noise_k, "budget_pct": budget,
                                "baseline_reference": base_ref.id, "current_reference": cur_ref.key}
     what = f"{m} ratio to FP32 of the same run {rb:.3f} -> {rc:.3f} ({100 * rel:+.1f} %)"
-    kw = {"row": rid, "name": name, "baseline": rb, "current": rc, "change": 100 * rel, "unit": "%",
-          "details": details}
-    threads = {_threads(x) for x in (base, base_ref, cur, cur_ref)} - {None}
+    kw: dict[str, Any] = {"row": rid, "name": name, "baseline": rb, "current": rc, "change": 100 * rel, "unit": "%",
+                          "details": details}
+    threads = {t for t in (_threads(x) for x in (base, base_ref, cur, cur_ref)) if t is not None}
     why = arch_differs or (f"thread counts differ ({sorted(threads)})" if len(threads) > 1 else None)
     if why:
         return Check(outcome="skipped", passed=True, message=f"{what}; not compared: {why}", **kw)
