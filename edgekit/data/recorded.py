@@ -21,6 +21,7 @@ split (``train``, ``validation``, ``test``):
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,7 @@ def _resolved(p: Any) -> str | None:
         return s
 
 
-def trained_on(dataset_record: dict[str, Any] | None, spec: str | Path | None) -> bool:
+def trained_on(dataset_record: dict[str, Any] | None, spec: str | os.PathLike[str] | None) -> bool:
     """True when ``spec`` names the data recorded in a manifest's ``extra.dataset``."""
     if not dataset_record or not dataset_record.get("source"):
         return False
@@ -86,7 +87,7 @@ def trained_on(dataset_record: dict[str, Any] | None, spec: str | Path | None) -
     return _resolved(spec) == _resolved(rec)
 
 
-def split_rows(dataset: Any, dataset_record: dict[str, Any] | None, spec: str | Path | None, *, seed: int = 0,
+def split_rows(dataset: Any, dataset_record: dict[str, Any] | None, spec: str | os.PathLike[str] | None, *, seed: int = 0,
                eval_only: bool = False) -> Splits:
     """The rows of ``dataset`` in each split (see the module notes)."""
     n = len(dataset)
