@@ -30,8 +30,10 @@ from edgekit.runtime.base import RunnerInfo
 
 SCHEMA = "edgekit.bench"
 SCHEMA_VERSION = 1
-#: row status: measured; the runtime cannot run this precision/device here; not attempted; failed
-STATUSES = ("ok", "unsupported", "skipped", "error")
+#: row status: measured; the runtime cannot run this precision/device here; not attempted; failed; a measurement
+#: that did not complete (a remote run killed, timed out or cut off: never reported as complete)
+STATUSES = ("ok", "unsupported", "skipped", "error", "invalid")
+FAILED_STATUSES = ("error", "invalid")
 _MB = 1024 * 1024
 
 
@@ -239,7 +241,7 @@ class BenchReport:
 
     @property
     def failed(self) -> list[BenchResult]:
-        return [r for r in self.results if r.status == "error"]
+        return [r for r in self.results if r.status in FAILED_STATUSES]
 
     def to_json(self) -> dict[str, Any]:
         arts = {a.name: a for a in self.artifacts}
