@@ -25,24 +25,34 @@ Schema (version 1; [] = optional)::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from edgekit.core.errors import UsageError
 from edgekit.core.specs import Precision
 
 SCHEMA_VERSION = 1
 PRECISIONS = tuple(str(p) for p in Precision)
-RUNTIME_DEVICES: dict[str, tuple[str, ...]] = {
-    "onnxruntime": ("CPU", "CUDA", "TensorRT", "OpenVINO"),
-    "openvino": ("CPU", "GPU", "NPU", "AUTO"),
-    "tensorrt": ("GPU", "DLA"),
-}
-#: onnxruntime device -> its execution provider (the default when a profile names none)
-ORT_PROVIDERS = {"CPU": "CPUExecutionProvider", "CUDA": "CUDAExecutionProvider",
-                 "TensorRT": "TensorrtExecutionProvider", "OpenVINO": "OpenVINOExecutionProvider"}
 FAMILIES = ("cpu", "intel", "jetson", "rpi", "nvidia-gpu", "other")
 ARCHES = ("x86_64", "aarch64")
+
+
+@dataclass(frozen=True)
+class RuntimeRules:
+    """What a profile may say about one runtime; each backend registers its own (core names no runtime)."""
+
+    devices: tuple[str, ...]
+    providers: Mapping[str, str]  # device -> execution provider, for a runtime that takes one
+    device_precisions: Mapping[str, tuple[str, ...]]  # device -> the only precisions it runs there
+
+
+#: runtime name -> its rules, filled by :mod:`edgekit.runtime.registry` (``import edgekit`` loads it)
+RUNTIME_RULES: dict[str, RuntimeRules] = {}
+
+
+def register_runtime_rules(name: str, rules: RuntimeRules) -> None:
+    RUNTIME_RULES[name] = rules
 
 
 @dataclass(frozen=True)
@@ -195,7 +205,7 @@ class _Table:
     def field(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 
-    def fail(self, msg: str, key: str | None = None) -> None:
+    def fail(self, msg: str, key: str | None = None) -> NoReturn:
         where = self.field(key) if key is not None else (self.path or "(top level)")
         raise UsageError(f"{self.origin}: {where}: {msg}")
 
@@ -307,23 +317,26 @@ def parse_target(data: dict[str, Any], *, origin: str) -> TargetProfile:
     runtimes = []
     for r in t.items("runtimes"):
         r.only("runtime", "device", "precisions", "provider", "threads", "streams", "note")
-        rt = r.text("runtime", required=True)
-        if rt not in RUNTIME_DEVICES:
-            r.fail(f"{rt!r} is not one of {', '.join(RUNTIME_DEVICES)}", "runtime")
-        dev = r.text("device", required=True)
-        if dev not in RUNTIME_DEVICES[rt]:
-            r.fail(f"{dev!r} is not one of {', '.join(RUNTIME_DEVICES[rt])} for {rt}", "device")
+        rt = r.text("runtime", required=True) or ""
+        rules = RUNTIME_RULES.get(rt)
+        if rules is None:
+            r.fail(f"{rt!r} is not one of {', '.join(RUNTIME_RULES)}", "runtime")
+        dev = r.text("device", required=True) or ""
+        if dev not in rules.devices:
+            r.fail(f"{dev!r} is not one of {', '.join(rules.devices)} for {rt}", "device")
         precs = r.strings("precisions", choices=PRECISIONS, required=True)
         if not precs:
             r.fail("must list at least one precision", "precisions")
-        if rt == "tensorrt" and dev == "DLA" and set(precs) - {"fp16", "int8"}:
-            r.fail(f"DLA runs fp16 and int8 only, got {', '.join(precs)}", "precisions")
+        only = rules.device_precisions.get(dev)
+        if only and set(precs) - set(only):
+            r.fail(f"{dev} runs {' and '.join(only)} only, got {', '.join(precs)}", "precisions")
         provider = r.text("provider")
-        if rt == "onnxruntime" and provider not in (None, ORT_PROVIDERS[dev]):
-            r.fail(f"{provider!r} does not run on {dev}; use {ORT_PROVIDERS[dev]}", "provider")
-        if rt != "onnxruntime" and provider is not None:
-            r.fail(f"only onnxruntime takes an execution provider, not {rt}", "provider")
-        provider = ORT_PROVIDERS[dev] if rt == "onnxruntime" else None
+        if rules.providers and provider not in (None, rules.providers[dev]):
+            r.fail(f"{provider!r} does not run on {dev}; use {rules.providers[dev]}", "provider")
+        if not rules.providers and provider is not None:
+            takers = " or ".join(n for n, x in RUNTIME_RULES.items() if x.providers)
+            r.fail(f"only {takers} takes an execution provider, not {rt}", "provider")
+        provider = rules.providers[dev] if rules.providers else None
         runtimes.append(RuntimeSpec(runtime=rt, device=dev, precisions=precs, provider=provider,
                                     threads=r.positive("threads"), streams=r.positive("streams"),
                                     note=r.text("note") or ""))

@@ -28,9 +28,8 @@ from edgekit.core.host import JETSON_MODULES, HostFacts, read_host_facts
 from edgekit.core.target_schema import (
     ARCHES,
     FAMILIES,
-    ORT_PROVIDERS,
     PRECISIONS,
-    RUNTIME_DEVICES,
+    RUNTIME_RULES,
     SCHEMA_VERSION,
     HardwareSpec,
     MemorySpec,
@@ -47,7 +46,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 __all__ = [
-    "ARCHES", "FAMILIES", "ORT_PROVIDERS", "PRECISIONS", "RUNTIME_DEVICES", "SCHEMA_VERSION", "HardwareSpec", "MemorySpec",
+    "ARCHES", "FAMILIES", "PRECISIONS", "RUNTIME_RULES", "SCHEMA_VERSION", "HardwareSpec", "MemorySpec",
     "PeakCompute", "PowerMode", "RuntimeSpec", "TargetProfile", "builtin_target_names", "builtin_targets_dir",
     "TargetResolution", "list_targets", "load_target", "load_target_file", "parse_target", "resolve_jetson",
     "resolve_target",

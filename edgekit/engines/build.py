@@ -18,6 +18,7 @@ manifest last and rename the directory into place. Nothing partial is left.
 from __future__ import annotations
 
 import datetime as _dt
+import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -26,8 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.runtime.openvino import build as openvino_ir
-from edgekit.runtime.tensorrt import build as tensorrt_engine
 from edgekit.core.atomic import check_output_dir, staged_dir
 from edgekit.core.errors import MissingDependencyError, ParityError, UsageError
 from edgekit.core.lazy import available
@@ -38,21 +37,19 @@ from edgekit.core.versions import tool_versions
 from edgekit.export.parity import ParityReport, RuntimeParity, run_batched, compare_outputs
 from edgekit.runtime.base import Runner
 from edgekit.runtime.onnx_info import GraphInfo, read_graph_info
-from edgekit.runtime.registry import resolve_runtime
+from edgekit.runtime.backend import Backend, EngineRequest
+from edgekit.runtime.registry import RUNTIMES, resolve_runtime
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
-#: runtime -> the precisions edgekit builds for it
-BUILDERS: dict[str, tuple[str, ...]] = {"openvino": openvino_ir.PRECISIONS, "tensorrt": tensorrt_engine.PRECISIONS}
-#: max |engine - onnxruntime| / range(onnxruntime) accepted by the verification, per runtime and precision.
-#: fp32 IR: measured ~6e-7; fp16-compressed IR run at f32: ~8e-4; INT8 (same Q/DQ graph, two runtimes
-#: rounding differently at quantization boundaries): ~2e-2, all on mobilenetv3_small_100.
-VERIFY_REL_TOL: dict[str, dict[str, float]] = {
-    "openvino": {"fp32": 1e-4, "bf16": 1e-4, "fp16": 1e-2, "int8": 5e-2},
-    "tensorrt": {"fp32": 1e-3, "fp16": 2e-2, "int8": 5e-2},
-}
+
+
+def builders() -> dict[str, Backend]:
+    """The runtimes that build engines (their ``builder``), by name. Each backend declares its build
+    precisions and the verification tolerance (max |engine - onnxruntime| / range) per precision."""
+    return {name: b for name, b in RUNTIMES.items() if b.builder}
 
 
 class NothingToBuild(UsageError):
@@ -74,7 +71,7 @@ class BuildOptions:
     threads: int | None = None
     parity_images: int = 4
     parity_random: int = 1
-    rel_tol: float | None = None  # None: VERIFY_REL_TOL
+    rel_tol: float | None = None  # None: the backend's verify_rel_tol for the precision
     seed: int = 0
     timing_cache_dir: Path | None = None
     timing_cache: bool = True
@@ -115,13 +112,13 @@ def _choose_runtime(target: TargetProfile, precision: str, *, runtime: str | Non
     if runtime is not None:
         return target.runtime_for(runtime=resolve_runtime(runtime).name, device=device, precision=precision)
     for r in target.runtimes:
-        if r.runtime in BUILDERS and r.supports(precision) and (device is None or r.device.lower() == device.lower()):
+        if r.runtime in builders() and r.supports(precision) and (device is None or r.device.lower() == device.lower()):
             return r
     return target.runtime_for(device=device, precision=precision)  # onnxruntime, or the error listing what it has
 
 
 def _nothing_to_build(plan_target: TargetProfile, r: RuntimeSpec, precision: str, parent: Artifact) -> NothingToBuild:
-    others = sorted({x.runtime for x in plan_target.runtimes if x.runtime in BUILDERS and x.supports(precision)})
+    others = sorted({x.runtime for x in plan_target.runtimes if x.runtime in builders() and x.supports(precision)})
     alt = f", or pass --runtime {others[0]} to build for {others[0]}" if others else ""
     return NothingToBuild(
         f"nothing to build: target {plan_target.name} runs {precision} on {r.key}, and ONNX Runtime runs the "
@@ -149,7 +146,8 @@ def plan_build(options: BuildOptions) -> BuildPlan:
     graph = read_graph_info(parent.model_path)
     precision = options.precision or ("int8" if graph.is_quantized else m.precision)
     spec = _choose_runtime(target, precision, runtime=options.runtime, device=options.device)
-    if spec.runtime not in BUILDERS:
+    backend = builders().get(spec.runtime)
+    if backend is None:
         raise _nothing_to_build(target, spec, precision, parent)
     if graph.is_quantized and precision != "int8":
         raise UsageError(
@@ -163,10 +161,10 @@ def plan_build(options: BuildOptions) -> BuildPlan:
             "nodes (INT8 comes from explicit Q/DQ quantization, not from the build)",
             hint="quantize it first (edgekit quantize) and build from the artifact that writes",
         )
-    if precision not in BUILDERS[spec.runtime]:
+    if precision not in backend.build_precisions:
         raise UsageError(
             f"edgekit does not build {precision} for {spec.runtime}",
-            hint=f"{spec.runtime} builds {', '.join(BUILDERS[spec.runtime])}",
+            hint=f"{spec.runtime} builds {', '.join(backend.build_precisions)}",
         )
     static = _static_batch(m.input)
     batch = options.batch or static or 1
@@ -179,7 +177,7 @@ def plan_build(options: BuildOptions) -> BuildPlan:
     check_output_dir(output, overwrite=options.overwrite)
     if Path(output).resolve() == parent.path.resolve():
         raise UsageError(f"the output {output} is the artifact being built from", hint="choose another -o")
-    rel_tol = options.rel_tol if options.rel_tol is not None else VERIFY_REL_TOL[spec.runtime][precision]
+    rel_tol = options.rel_tol if options.rel_tol is not None else backend.verify_rel_tol[precision]
     return BuildPlan(parent=parent, graph=graph, target=target, runtime=spec, precision=precision,
                      batch=batch, output=Path(output), rel_tol=rel_tol)
 
@@ -246,32 +244,19 @@ def build_artifact(options: BuildOptions, *, progress: Progress | None = None) -
     r = plan.runtime
     if not available("onnxruntime"):
         raise MissingDependencyError("onnxruntime", "onnxruntime", purpose="needed to verify the build")
-    if r.runtime == "openvino":
-        openvino_ir.check_available()
-    else:
-        tensorrt_engine.check_available()
+    builder = importlib.import_module(str(resolve_runtime(r.runtime).builder))
+    builder.check_available()
     m = plan.parent.manifest
     recipe: dict[str, Any] = {"target": plan.target.name, "target_source": plan.target.source, "runtime": r.runtime,
                               "device": r.device, "precision": plan.precision, "batch": plan.batch}
+    request = EngineRequest(onnx_path=plan.parent_onnx, input_name=m.input.name,
+                            input_shape=_with_batch(m.input, plan.batch).shape,
+                            batch=plan.batch, precision=plan.precision, device=r.device, threads=options.threads,
+                            workspace_mb=options.workspace_mb, timing_cache_dir=options.timing_cache_dir,
+                            timing_cache=options.timing_cache)
     with staged_dir(plan.output, overwrite=options.overwrite) as stage:
-        if r.runtime == "openvino":
-            say(f"converting {m.model_file} to OpenVINO IR ({plan.precision}, batch {plan.batch})")
-            details = openvino_ir.build_ir(plan.parent_onnx, stage, precision=plan.precision,
-                                           input_name=m.input.name, batch=plan.batch)
-            fmt, model_file = openvino_ir.FORMAT, openvino_ir.MODEL_XML
-            open_runner = openvino_ir.verification_runner(stage, threads=options.threads)
-            runtime_hints = {"inference_precision": details["inference_precision"]}
-        else:
-            say(f"building a TensorRT engine from {m.model_file} ({plan.precision}, batch {plan.batch}, {r.device})")
-            shape = _with_batch(m.input, plan.batch).shape
-            details = tensorrt_engine.build_trt_engine(
-                plan.parent_onnx, stage, precision=plan.precision, input_name=m.input.name,
-                input_shape=tuple(int(d) for d in shape), dla_core=0 if r.device == "DLA" else None,
-                workspace_mb=options.workspace_mb, timing_cache_dir=options.timing_cache_dir,
-                use_timing_cache=options.timing_cache)
-            fmt, model_file = tensorrt_engine.FORMAT, tensorrt_engine.MODEL_ENGINE
-            open_runner = tensorrt_engine.verification_runner(stage)
-            runtime_hints = {}
+        built = builder.build(request, stage, say=say)
+        details, fmt, model_file, open_runner = built.details, built.format, built.model_file, built.open_runner
         recipe.update(details)
         say(f"verifying against ONNX Runtime on {m.model_file} ({options.parity_images} real images)")
         report = verify_build(plan, open_runner, options=options, name=r.runtime)
@@ -293,7 +278,7 @@ def build_artifact(options: BuildOptions, *, progress: Progress | None = None) -
             lineage=(*m.lineage, _lineage(plan, recipe)),
             versions=tool_versions(),
             created="",
-            extra={"target": plan.target.name, "runtime": r.runtime, "device": r.device, **runtime_hints,
+            extra={"target": plan.target.name, "runtime": r.runtime, "device": r.device, **built.manifest_extra,
                    "build": recipe},
         ).with_files(stage)
         manifest.write(stage)
@@ -301,5 +286,5 @@ def build_artifact(options: BuildOptions, *, progress: Progress | None = None) -
     return load_artifact(plan.output)
 
 
-__all__ = ["BUILDERS", "VERIFY_REL_TOL", "BuildOptions", "BuildPlan", "NothingToBuild",
+__all__ = ["BuildOptions", "BuildPlan", "NothingToBuild",
            "build_artifact", "plan_build", "verify_build"]

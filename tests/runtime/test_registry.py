@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from edgekit.core.errors import UsageError
-from edgekit.runtime.registry import available_runtimes, create_runner, resolve_runtime, runtime_names
+from edgekit.runtime.registry import RUNTIMES, available_runtimes, create_runner, resolve_runtime
 
 
 @pytest.mark.parametrize(
@@ -32,7 +32,7 @@ def test_unknown_runtime_lists_valid_names():
         resolve_runtime("tflite")
     msg = str(exc.value)
     assert "unknown runtime 'tflite'" in msg
-    for n in runtime_names():
+    for n in RUNTIMES:
         assert n in msg
     assert "ort" in msg and "ov" in msg and "trt" in msg
 

@@ -19,17 +19,15 @@ from typing import Any
 
 from edgekit.core.errors import ArtifactError, UsageError
 from edgekit.core.lazy import require
+from edgekit.runtime.backend import BuiltEngine, EngineRequest
 from edgekit.runtime.base import Runner
+from edgekit.runtime.openvino import BACKEND, FORMAT, INFERENCE_PRECISION
 
 log = logging.getLogger(__name__)
 
 MODEL_XML = "model.xml"
 MODEL_BIN = "model.bin"
-FORMAT = "openvino-ir"
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-#: build precision -> the OpenVINO inference precision the device is to run.
-#: int8 layers run in int8 whatever the hint; the layers around them stay in f32.
-INFERENCE_PRECISION: dict[str, str] = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "f32"}
+PRECISIONS = BACKEND.build_precisions
 
 
 def check_available() -> Any:
@@ -106,3 +104,13 @@ def verification_runner(stage: Path, *, threads: int | None) -> Callable[[], Run
         return OpenVINORunner(stage / MODEL_XML, device="CPU", precision="f32", threads=threads)
 
     return make
+
+
+def build(request: EngineRequest, stage: Path, *, say: Callable[[str], None]) -> BuiltEngine:
+    """``edgekit build``'s entry point (:class:`~edgekit.runtime.backend.EngineRequest` in, IR in ``stage``)."""
+    say(f"converting {request.onnx_path.name} to OpenVINO IR ({request.precision}, batch {request.batch})")
+    details = build_ir(request.onnx_path, stage, precision=request.precision, input_name=request.input_name,
+                       batch=request.batch)
+    return BuiltEngine(format=FORMAT, model_file=MODEL_XML, details=details,
+                       open_runner=verification_runner(stage, threads=request.threads),
+                       manifest_extra={"inference_precision": details["inference_precision"]})

@@ -19,12 +19,13 @@ from typing import Any
 
 from edgekit.core.atomic import sha256_file
 from edgekit.core.cache import cache_root
+from edgekit.runtime.backend import BuiltEngine, EngineRequest
 from edgekit.runtime.base import Runner
+from edgekit.runtime.tensorrt import BACKEND, FORMAT
 from edgekit.runtime.tensorrt.engine_key import ENV_FIELDS, sidecar_path
 
 MODEL_ENGINE = "model.engine"
-FORMAT = "tensorrt-engine"
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = BACKEND.build_precisions
 
 
 def environment_digest(env: dict[str, Any]) -> str:
@@ -100,3 +101,15 @@ def verification_runner(stage: Path) -> Callable[[], Runner]:
         return TensorRTRunner(stage / MODEL_ENGINE)
 
     return make
+
+
+def build(request: EngineRequest, stage: Path, *, say: Callable[[str], None]) -> BuiltEngine:
+    """``edgekit build``'s entry point (:class:`~edgekit.runtime.backend.EngineRequest` in, engine in ``stage``)."""
+    say(f"building a TensorRT engine from {request.onnx_path.name} ({request.precision}, batch {request.batch}, "
+        f"{request.device})")
+    details = build_trt_engine(
+        request.onnx_path, stage, precision=request.precision, input_name=request.input_name,
+        input_shape=tuple(int(d) for d in request.input_shape), dla_core=0 if request.device == "DLA" else None,
+        workspace_mb=request.workspace_mb, timing_cache_dir=request.timing_cache_dir,
+        use_timing_cache=request.timing_cache)
+    return BuiltEngine(format=FORMAT, model_file=MODEL_ENGINE, details=details, open_runner=verification_runner(stage))
