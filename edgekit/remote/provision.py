@@ -38,8 +38,6 @@ log = logging.getLogger(__name__)
 MIN_PYTHON = (3, 10)
 MIN_FREE_MB = 1024  # a venv with numpy, onnx and one runtime takes a few hundred MB
 READY = ".edgekit-ready"
-#: runtimes edgekit installs from the package index (the extra of the same name)
-PIP_RUNTIMES = ("onnxruntime", "openvino")
 _SOURCE_GLOBS = ("edgekit/**/*.py", "edgekit/**/*.npz", "edgekit/**/*.md", "edgekit/**/*.toml", "edgekit/py.typed",
                  "targets/*.toml", "pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE")
 
@@ -121,19 +119,18 @@ def build_wheel(*, cache: Path | None = None) -> Wheel:
 
 
 def plan_env(profile: TargetProfile, runtimes: tuple[str, ...] | None) -> EnvPlan:
-    """Only the extras the profile (or ``--runtime``) needs; the OS's TensorRT through system site-packages."""
+    """Only the extras the profile (or ``--runtime``) needs; the OS's TensorRT through system site-packages
+    on a Jetson (JetPack ships it; the PyPI wheel is not for Jetsons)."""
     from edgekit.runtime.registry import resolve_runtime
 
     wanted = {r.runtime for r in profile.runtimes}
     if runtimes:
         wanted &= {resolve_runtime(r.split(":")[0]).name for r in runtimes}
-    extras = tuple(sorted(wanted & set(PIP_RUNTIMES)))
     system = "tensorrt" in wanted and profile.family == "jetson"
+    extras = tuple(sorted({resolve_runtime(r).extra for r in wanted if not (system and r == "tensorrt")}))
     why = f"runtimes {', '.join(sorted(wanted)) or 'none'}"
     if system:
         why += "; TensorRT from JetPack through --system-site-packages"
-    elif "tensorrt" in wanted:
-        extras = tuple(sorted({*extras, "tensorrt"}))
     return EnvPlan(extras, system, why)
 
 
