@@ -123,3 +123,36 @@ def test_eval_data_dir_is_pushed_once(first_run, labelled_artifact, tmp_path):
     copied = [[p["copied"] for p in rep["extra"]["remote"]["pushed"]] for rep in (first, second)]
     assert copied == [[False, True], [False, False]]
     assert first["results"][0]["accuracy"]["n"] == 30
+
+
+def test_run_benches_on_the_device(first_run, tmp_path):
+    """``edgekit run --device``: the fine-tune and export run here (cached as usual), the bench on the device."""
+    pipe = tmp_path / "p.toml"
+    pipe.write_text("""[pipeline]
+name = "remote-tiny"
+target = "cpu"
+data = "embedded"
+seed = 0
+
+[bench]
+min_duration = 0.1
+min_iterations = 5
+warmup = 0.0
+eval_size = 64
+batch = [1]
+runtimes = ["onnxruntime"]
+
+[[model]]
+name = "mobilenetv3_small_100"
+weights = "none"
+finetune = { epochs = 1, img_size = 32, train_limit = 200, batch_size = 64 }
+
+[[recipe]]
+name = "fp32"
+""")
+    r = CliRunner().invoke(cli, ["run", str(pipe), "--device", "lab", "--cache-dir", str(tmp_path / "cache"),
+                                 "-o", str(tmp_path / "out"), "--no-history", "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert rep["extra"]["remote"]["device"] == "lab" and rep["extra"]["remote"]["environment"]["installed"] is False
+    assert [row["status"] for row in rep["results"]] == ["ok"] and rep["results"][0]["accuracy"]["n"] == 64
