@@ -154,6 +154,23 @@ def test_hung_bench_hits_the_wall_clock_timeout(first_run, device_registry, labe
     _nothing_left(work)
 
 
+def test_dropped_connection_mid_run_is_invalid(first_run, device_registry, sshd_server, labelled_artifact, tmp_path):
+    _, work = device_registry
+    out = tmp_path / "dropped.json"
+    p = _cli_subprocess(out, labelled_artifact, "--min-duration", "60")
+    _wait_for_pid(work)
+    # the server side of the connection dies (as when the device's network goes): its per-connection sshd processes
+    conns = subprocess.run(["pgrep", "-P", str(sshd_server.proc.pid)], capture_output=True, text=True).stdout.split()
+    assert conns
+    for pid in conns:
+        os.kill(int(pid), signal.SIGKILL)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 1, err
+    reason = _invalid(out)["reason"]
+    assert "connection" in reason and ("closed" in reason or "lost" in reason or "dropped" in reason), reason
+    _nothing_left(work)
+
+
 def test_ctrl_c_on_the_host_stops_the_device(first_run, device_registry, labelled_artifact, tmp_path):
     _, work = device_registry
     out = tmp_path / "interrupted.json"

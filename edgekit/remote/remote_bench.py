@@ -36,7 +36,7 @@ from edgekit.core.targets import load_target, resolve_target
 from edgekit.core.versions import tool_versions
 from edgekit.remote.agent import EXIT_BAD_HASH, EXIT_HANGUP, EXIT_TIMEOUT
 from edgekit.remote.devices import Device
-from edgekit.remote.errors import ConnectionDropped, RemoteError, RemoteTimeout
+from edgekit.remote.errors import RemoteError, RemoteTimeout
 from edgekit.remote.probe import probe
 from edgekit.remote.provision import Provisioned, plan_env, provision
 from edgekit.remote.push import Pushed, push_dirs
@@ -194,7 +194,7 @@ def _bench_on_device(conn: Connection, options: BenchOptions, remote: RemoteOpti
         elif rc not in (0, 1):
             tail = " | ".join(done.stderr.strip().splitlines()[-2:])
             reason = f"the bench on {dev.name} exited {rc}" + (f" ({tail})" if tail else "")
-    except (RemoteTimeout, ConnectionDropped) as e:
+    except RemoteTimeout as e:
         reason = e.one_line()
     except KeyboardInterrupt:
         _cleanup(conn, env.python, run_dir)
@@ -213,7 +213,10 @@ def _bench_on_device(conn: Connection, options: BenchOptions, remote: RemoteOpti
                 reason = f"no results came back from {dev.name}: {e.one_line()}"
         timings["fetch_s"] = (time.perf_counter_ns() - t) / 1e9
         if report is not None and remote.fetch_engines is not None:
-            _fetch_engines(conn, report, remote.fetch_engines)
+            verify = [p.remote.rsplit("/", 1)[0] for p in pushed]
+            notes = _fetch_engines(conn, env, report, arts_remote, verify, target_arg, run_dir, remote.fetch_engines,
+                                   limit)
+            report = dataclasses.replace(report, warnings=(*report.warnings, *notes))
     _cleanup(conn, env.python, run_dir)
     if report is None:
         return invalid_report(options, local_arts, dev.name, target_arg, reason or "unknown failure")
@@ -231,15 +234,36 @@ def _cleanup(conn: Connection, python: str, run_dir: str) -> None:
             log.warning("cleanup on the device failed: %s", e)
 
 
-def _fetch_engines(conn: Connection, report: BenchReport, dest: Path) -> None:
-    """Engines the device built (TensorRT) and their keys, into ``dest`` (recorded by the runner details)."""
+#: runtimes whose engines must be built on the device itself (not portable across GPU / TensorRT / JetPack)
+DEVICE_BUILT = ("tensorrt",)
+
+
+def _fetch_engines(conn: Connection, env: Provisioned, report: BenchReport, arts_remote: list[str], verify: list[str],
+                   target_arg: str, run_dir: str, dest: Path, limit: float) -> list[str]:
+    """Build the engines of the benched TensorRT rows on the device with ``edgekit build`` (the same build code
+    and engine keys as a local build) and copy each engine directory, sidecar key included, into ``dest``."""
+    by_name = {a.name: arts_remote[i] for i, a in enumerate(report.artifacts) if i < len(arts_remote)}
+    wanted = sorted({(r.artifact, r.precision, r.device) for r in report.results
+                     if r.ok and r.runtime in DEVICE_BUILT and r.artifact in by_name})
+    if not wanted:
+        return ["--fetch-engines: no TensorRT row ran on the device, so there is no device-built engine to fetch"]
     dest.mkdir(parents=True, exist_ok=True)
-    for r in report.results:
-        details = r.runner.details if r.runner is not None else {}
-        for key in ("engine_path", "engine_key_path"):
-            path = details.get(key) if isinstance(details, dict) else None
-            if path:
-                conn.get(str(path), dest / f"{r.key.replace('/', '_')}{Path(str(path)).suffix or ''}", timeout_s=600)
+    notes = []
+    for art, prec, device in wanted:
+        name = f"{Path(art).name}-{prec}" + (f"-{device.lower()}" if device.upper() == "DLA" else "")
+        out = f"{run_dir}/engines/{name}"
+        argv = [env.python, "-m", "edgekit.remote.agent", "run", "--timeout", f"{limit:g}", "--pidfile",
+                f"{run_dir}/pid", *[a for v in verify for a in ("--verify", v)], "--", env.python, "-m",
+                "edgekit.cli.main", "build", by_name[art], "--target", target_arg, "--runtime", "tensorrt",
+                "--precision", prec, *(["--device", device] if device.upper() == "DLA" else []), "-o", out]
+        done = conn.run(argv, timeout_s=limit + HOST_GRACE_S, check=False)
+        if done.returncode != 0:
+            notes.append(f"--fetch-engines: building {name} on the device failed (exit {done.returncode}): "
+                         + " | ".join(done.stderr.strip().splitlines()[-2:]))
+            continue
+        conn.get(out, dest / name, timeout_s=600)
+        notes.append(f"--fetch-engines: {name} -> {dest / name}")
+    return notes
 
 
 def invalid_report(options: BenchOptions, local_arts: list[Path], device: str, target: str, reason: str) -> BenchReport:

@@ -111,7 +111,8 @@ def classify(stderr: str, target: SshTarget) -> RemoteError:
                               "connection reset")):
         return HostUnreachable(f"{where} is unreachable ({last})",
                                hint="check the host name, port and network (does 'ssh HOST true' work?)")
-    return ConnectionDropped(f"{where}: ssh failed ({last})", hint="check 'ssh HOST true' and the device's network")
+    return ConnectionDropped(f"{where}: the connection closed ({last if stderr.strip() else 'ssh exit 255'})",
+                             hint="check 'ssh HOST true' and the device's network")
 
 
 class Connection:
@@ -293,8 +294,8 @@ class Connection:
                              size=_size(Path(local)))
 
     def get(self, remote: str, local: str | os.PathLike[str], *, timeout_s: float = 600) -> float:
-        """Copy ``remote`` (a file) to ``local``; returns seconds."""
-        return self._scp_run([self._remote(remote), str(local)], timeout_s)
+        """Copy ``remote`` (a file, or a directory recursively) to ``local``; returns seconds."""
+        return self._scp_run(["-r", self._remote(remote), str(local)], timeout_s)
 
     def _remote(self, path: str) -> str:
         return f"{self.target.host}:{path}"
