@@ -137,3 +137,12 @@ def test_device_env_takes_only_the_extras_the_profile_needs():
     cpu = load_target("cpu")
     assert plan_env(cpu, ("ort",)).extras == ("onnxruntime",) and not plan_env(cpu, ("ort",)).system_site_packages
     assert plan_env(cpu, None).extras == ("onnxruntime", "openvino")
+
+
+def test_the_probe_parses_as_python_3_8():
+    """JetPack 5's system Python is 3.8: the probe must run there to report it as too old."""
+    import ast
+
+    ast.parse(Path(host.__file__).read_text(), feature_version=(3, 8))
+    agent = Path(host.__file__).parents[1] / "remote" / "agent.py"
+    ast.parse(agent.read_text(), feature_version=(3, 10))  # the agent runs in the provisioned venv (>= 3.10)

@@ -195,3 +195,27 @@ def test_tampered_artifact_is_never_loaded(first_run, device_registry, labelled_
     finally:
         model.write_bytes(original)
     _nothing_left(work)
+
+
+def _python38() -> str | None:
+    import glob
+    import shutil
+
+    real = sorted(glob.glob(str(Path.home() / ".pyenv/versions/3.8*/bin/python3")))  # not pyenv's shim: it needs env
+    return real[0] if real else shutil.which("python3.8")
+
+
+def test_too_old_python_on_the_device_names_the_fix(device_registry, labelled_artifact):
+    """A real Python 3.8 (JetPack 5's) as the device's interpreter: the probe runs there and says it is too old."""
+    py38 = _python38()
+    if py38 is None:
+        print("no Python 3.8 interpreter on this machine")
+        pytest.skip("no Python 3.8 interpreter on this machine (python3.8 or ~/.pyenv/versions/3.8*)")
+    _variant("lab-py38", python=py38)
+    r = CliRunner().invoke(cli, ["devices", "check", "lab-py38", "--json"])
+    assert r.exit_code == 1, r.output
+    checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
+    assert not checks["python"]["ok"] and checks["python"]["value"].startswith("3.8")
+    assert "--python /usr/bin/python3.10" in checks["python"]["fix"]
+    r = CliRunner().invoke(cli, ["bench", "--device", "lab-py38", *REMOTE_BENCH, str(labelled_artifact)])
+    assert r.exit_code == 2 and "edgekit needs 3.10 or newer" in r.output
