@@ -219,3 +219,22 @@ def test_too_old_python_on_the_device_names_the_fix(device_registry, labelled_ar
     assert "--python /usr/bin/python3.10" in checks["python"]["fix"]
     r = CliRunner().invoke(cli, ["bench", "--device", "lab-py38", *REMOTE_BENCH, str(labelled_artifact)])
     assert r.exit_code == 2 and "edgekit needs 3.10 or newer" in r.output
+
+
+def test_half_pushed_and_half_installed_leftovers_are_never_used(first_run, device_registry, labelled_artifact, tmp_path):
+    """What a killed push, install or host leaves (``.tmp-*``, a run directory) is removed by the next run once
+    stale, and never taken for a complete one (only sealed objects and ready envs are used)."""
+    _, work = device_registry
+    stale = [work / "objects" / ".tmp-deadbeef-0000", work / "envs" / ".tmp-deadbeef-0000", work / "runs" / "20200101T000000-dead"]
+    fresh = work / "objects" / ".tmp-fresh-0000"  # another run's push in progress: kept
+    for d in (*stale, fresh):
+        (d / "mnv3").mkdir(parents=True)
+        (d / "mnv3" / "model.onnx").write_bytes(b"half")
+    for d in stale:
+        os.utime(d, (time.time() - 7200, time.time() - 7200))
+    r = CliRunner().invoke(cli, ["bench", "--device", "lab", *REMOTE_BENCH, "-o", str(tmp_path / "r.json"),
+                                 str(labelled_artifact)])
+    assert r.exit_code == 0, r.output
+    assert [d.exists() for d in stale] == [False, False, False] and fresh.exists()
+    remote = json.loads((tmp_path / "r.json").read_text())["extra"]["remote"]
+    assert remote["environment"]["installed"] is False and remote["bytes_put"] == 0

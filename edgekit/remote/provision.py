@@ -172,14 +172,13 @@ def provision(conn: Connection, facts: HostFacts, plan: EnvPlan, *, device: str,
     key = env_key(wheel, plan, facts, constraints)
     final = f"{workdir}/envs/{key}"
     envpy = f"{final}/bin/python"
+    clean_stale(conn, python, f"{workdir}/envs")  # half-installs of killed runs (an hour old) go first
     probe = conn.run([python, "-c", "import os,sys; print(os.path.isfile(sys.argv[1]))", f"{final}/{READY}"],
                      timeout_s=60)
     if probe.stdout.strip() == "True":
         return Provisioned(envpy, final, key, False, (time.perf_counter_ns() - t0) / 1e9, plan.extras,
                            plan.system_site_packages)
     tmp = f"{workdir}/envs/.tmp-{key}-{secrets.token_hex(4)}"
-    # stale half-installs of earlier killed runs (older than an hour) go first
-    conn.run([python, "-c", _CLEAN_STALE, f"{workdir}/envs", tmp], timeout_s=120)
     venv = [python, "-m", "venv", *(["--system-site-packages"] if plan.system_site_packages else []), tmp]
     try:
         conn.run(venv, timeout_s=600)
@@ -219,14 +218,20 @@ def provision(conn: Connection, facts: HostFacts, plan: EnvPlan, *, device: str,
     return Provisioned(envpy, final, key, True, (time.perf_counter_ns() - t0) / 1e9, plan.extras, plan.system_site_packages)
 
 
-#: removes WORKDIR/envs/.tmp-* older than an hour, except argv[2] (ours)
+def clean_stale(conn: Connection, python: str, directory: str, *, keep: str = "", prefix: str = ".tmp-") -> None:
+    """Remove ``directory/<prefix>*`` older than an hour (left by killed pushes, installs or runs), except ``keep``."""
+    conn.run([python, "-c", _CLEAN_STALE, directory, keep, prefix], timeout_s=120)
+
+
+#: removes argv[1]/<argv[3]>* older than an hour, except argv[2] and a run still holding its pid file
 _CLEAN_STALE = """
 import os, shutil, sys, time
 d = sys.argv[1]
 os.makedirs(d, mode=0o700, exist_ok=True)
 for n in os.listdir(d):
     p = os.path.join(d, n)
-    if n.startswith('.tmp-') and p != sys.argv[2] and time.time() - os.stat(p).st_mtime > 3600:
+    old = time.time() - os.stat(p).st_mtime > 3600
+    if n.startswith(sys.argv[3]) and p != sys.argv[2] and old and not os.path.exists(os.path.join(p, 'pid')):
         shutil.rmtree(p, True)
 """
 

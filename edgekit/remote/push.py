@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.core.atomic import sha256_file
+from edgekit.remote.provision import clean_stale
 from edgekit.remote.ssh import Connection
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def push_dirs(conn: Connection, locals_: list[Path], *, workdir: str, python: st
         key = content_key(sums)
         base = f"{workdir}/objects/{key[:32]}"
         plan.append((local, sums, key, base))
+    clean_stale(conn, python, f"{workdir}/objects")  # pushes cut off by a killed run
     have = json.loads(conn.run([python, "-m", "edgekit.remote.agent", "have", *[p[3] for p in plan]],
                                timeout_s=60).stdout or "{}")
     out = []

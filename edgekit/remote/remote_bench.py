@@ -38,7 +38,7 @@ from edgekit.remote.agent import EXIT_BAD_HASH, EXIT_HANGUP, EXIT_TIMEOUT
 from edgekit.remote.devices import Device
 from edgekit.remote.errors import RemoteError, RemoteTimeout
 from edgekit.remote.probe import probe
-from edgekit.remote.provision import Provisioned, plan_env, provision
+from edgekit.remote.provision import Provisioned, clean_stale, plan_env, provision
 from edgekit.remote.push import Pushed, push_dirs
 from edgekit.remote.ssh import Connection
 
@@ -177,6 +177,7 @@ def _bench_on_device(conn: Connection, options: BenchOptions, remote: RemoteOpti
             *[a for p in pushed for a in ("--verify", p.remote.rsplit("/", 1)[0])], "--",
             env.python, "-m", "edgekit.cli.main", "bench", "--target", target_arg, *bench_flags(options),
             *(["--data", str(remote_data)] if remote_data else []), "-o", f"{run_dir}/results.json", *arts_remote]
+    clean_stale(conn, env.python, f"{workdir}/runs", prefix="")  # runs of a host killed hard (hours old)
     conn.run([env.python, "-c", "import os,sys; os.makedirs(sys.argv[1], mode=0o700)", run_dir], timeout_s=60)
     say(f"{dev.name}: $ {shlex.join(argv[argv.index('--') + 1:][2:])}")
     t = time.perf_counter_ns()
