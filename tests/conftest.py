@@ -110,12 +110,14 @@ def index_unreachable() -> str | None:
     """Why the package index cannot serve onnxruntime (checked with pip itself, once), or None."""
     import subprocess
     import sys
+    import tempfile
 
     if "why" not in _INDEX:
         try:
-            p = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d",
-                                str(Path(subprocess.check_output(["mktemp", "-d"], text=True).strip())),
-                                "onnxruntime", "--only-binary", ":all:"], capture_output=True, text=True, timeout=300)
+            with tempfile.TemporaryDirectory(prefix="edgekit-index-check-") as tmp:
+                p = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp,
+                                    "onnxruntime", "--only-binary", ":all:"], capture_output=True, text=True,
+                                   timeout=300)
             _INDEX["why"] = None if p.returncode == 0 else f"pip cannot download onnxruntime: {p.stderr.strip()[-200:]}"
         except (OSError, subprocess.SubprocessError) as e:
             _INDEX["why"] = f"pip failed: {e}"
