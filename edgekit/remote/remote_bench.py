@@ -88,6 +88,12 @@ def bench_flags(o: BenchOptions) -> list[str]:
             f += [flag, str(v)]
     if not o.accuracy:
         f.append("--no-accuracy")
+    t = getattr(o, "telemetry", None)  # power / thermal sampling happens on the device, as asked here
+    if t is not None:
+        f += ["--power", t.power, "--power-rate", f"{t.rate_hz:g}", "--idle", f"{t.idle_s:g}",
+              "--cooldown-max", f"{t.cooldown_max_s:g}"]
+        f += (["--allow-throttle"] if t.allow_throttle else []) + (["--cooldown"] if t.cooldown else [])
+        f += ["--sustained", f"{t.sustained_min:g}"] if t.sustained_min is not None else []
     return f
 
 
