@@ -35,6 +35,14 @@ DEVICE_MODULES = [
     "edgekit.bench.runner",
     "edgekit.report.html",
     "edgekit.pipeline.config",
+    "edgekit.api",
+    "edgekit.classify",
+    "edgekit.cli.predict",
+    "edgekit.export.import_onnx",
+    "edgekit.cli.import_onnx",
+    "edgekit.bench.hosting",
+    "edgekit.report.speed",
+    "edgekit.zoo.hub",
     "edgekit.cli.devices",
 ]
 
@@ -62,7 +70,8 @@ def test_help_and_device_commands_import_no_torch():
     code = (
         "from click.testing import CliRunner\n"
         "from edgekit.cli.main import cli\n"
-        "for args in (['--help'], ['models', '--json'], ['targets'], ['export', '--help']):\n"
+        "for args in (['--help'], ['models', '--json'], ['targets'], ['export', '--help'], ['predict', '--help'],\n"
+        "             ['import', '--help']):\n"
         "    r = CliRunner().invoke(cli, args)\n"
         "    assert r.exit_code == 0, (args, r.output)\n"
     )

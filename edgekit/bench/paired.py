@@ -251,7 +251,10 @@ def compare_paired(reference: Any, candidate: Any, labels: Any | None = None, *,
         # flip rate; with few flips seen, its Wilson upper bound, so that a lucky 0 promises no tiny set
         f = max((b + c) / n, wilson_interval(b + c, n, level=level)[1] if b + c < 10 else 0.0)
         z = _z(level)
-        if theta * 100 < budget_pts:
+        if b + c == 0:  # nothing changed: there is no observed flip rate to extrapolate from
+            more = (f"no image changed its top-1 correctness (0 lost, 0 gained), so the observed drop is 0; the "
+                    f"interval is this wide only because the set is small")
+        elif theta * 100 < budget_pts:
             needed = math.ceil(z * z * max(f - theta * theta, 1e-12) / (budget_pts / 100 - theta) ** 2)
             more = f"about {needed} images at the observed flip rate would resolve it"
         else:

@@ -184,6 +184,10 @@ def _print_result(result: Any) -> None:
     ui.table_console().print(_summary_table(report))
     for note in bench_notes(report):
         out.print(note, markup=False, highlight=False)
+    from edgekit.report.speed import slower_than_fp32
+
+    for line in slower_than_fp32(report):
+        out.print(line, markup=False, highlight=False)
     if result.checks:
         for c in result.checks:
             if c.outcome not in ("pass", "info") or not c.passed:
