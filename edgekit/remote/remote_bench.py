@@ -88,6 +88,8 @@ def bench_flags(o: BenchOptions) -> list[str]:
             f += [flag, str(v)]
     if not o.accuracy:
         f.append("--no-accuracy")
+    if getattr(o, "emulate", False):
+        f.append("--emulate")
     t = getattr(o, "telemetry", None)  # power / thermal sampling happens on the device, as asked here
     if t is not None:
         f += ["--power", t.power, "--power-rate", f"{t.rate_hz:g}", "--idle", f"{t.idle_s:g}",
@@ -182,7 +184,7 @@ def _bench_on_device(conn: Connection, options: BenchOptions, remote: RemoteOpti
     argv = [env.python, "-m", "edgekit.remote.agent", "run", "--timeout", f"{limit:g}", "--pidfile", f"{run_dir}/pid",
             *[a for p in pushed for a in ("--verify", p.remote.rsplit("/", 1)[0])], "--",
             env.python, "-m", "edgekit.cli.main", "bench", "--target", target_arg, *bench_flags(options),
-            *(["--data", str(remote_data)] if remote_data else []), "-o", f"{run_dir}/results.json", *arts_remote]
+            *(["--data", str(remote_data)] if remote_data else []), "--no-history", "-o", f"{run_dir}/results.json", *arts_remote]  # the host records the run
     clean_stale(conn, env.python, f"{workdir}/runs", prefix="")  # runs of a host killed hard (hours old)
     conn.run([env.python, "-c", "import os,sys; os.makedirs(sys.argv[1], mode=0o700)", run_dir], timeout_s=60)
     say(f"{dev.name}: $ {shlex.join(argv[argv.index('--') + 1:][2:])}")
