@@ -88,7 +88,7 @@ def test_remote_bench_equals_a_local_bench(first_run, labelled_artifact, device_
     assert rep["target"]["name"] == target
     local = run_bench(BenchOptions(target=target, artifacts=(labelled_artifact,), runtimes=("onnxruntime",),
                                    precisions=("fp32",), min_duration_s=0.3, min_iterations=20, warmup_s=0.05,
-                                   batch_sizes=(1, 2), seed=3)).to_json()
+                                   batch_sizes=(1, 2), seed=3, tier=rep["settings"]["tier"])).to_json()
     (lrow,) = local["results"]
     for k in ("top1", "top5", "macro_f1", "n"):
         assert row["accuracy"][k] == lrow["accuracy"][k]

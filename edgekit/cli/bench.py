@@ -3,6 +3,7 @@ for artifact paths; ``--model`` exports first and needs the torch extra)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager

@@ -219,7 +219,9 @@ def _bench_on_device(conn: Connection, options: BenchOptions, remote: RemoteOpti
                 conn.get(f"{run_dir}/results.json", Path(tmp) / "results.json", timeout_s=300)
                 report = load_report(Path(tmp) / "results.json")
             except (RemoteError, UsageError) as e:
-                reason = f"no results came back from {dev.name}: {e.one_line()}"
+                tail = " | ".join(done.stderr.strip().splitlines()[-2:])
+                reason = (f"no results came back from {dev.name} (its bench exited {rc}"
+                          + (f": {tail}" if tail else "") + f"): {e.one_line()}")
         timings["fetch_s"] = (time.perf_counter_ns() - t) / 1e9
         if report is not None and remote.fetch_engines is not None:
             verify = [p.remote.rsplit("/", 1)[0] for p in pushed]
