@@ -28,8 +28,8 @@ from edgekit.core.manifest import Artifact, Manifest
 from edgekit.pipeline.cache import StepCache
 from edgekit.pipeline.config import Pipeline
 from edgekit.pipeline.gate import RunCheck, check_run
-from edgekit.pipeline.plan import Plan, Step, make_plan
 from edgekit.pipeline.kinds import KINDS, StepInput, run_tool
+from edgekit.pipeline.plan import Plan, Step, make_plan
 
 log = logging.getLogger(__name__)
 
