@@ -89,6 +89,9 @@ def _progress(enabled: bool) -> Iterator[Any]:
 @click.option("--precision", "precisions", multiple=True, help="Precisions to run (comma-separated: fp32,fp16,bf16,int8).")
 @click.option("--batch", "batches", multiple=True, help="Throughput batch sizes (comma-separated). Default: the target's.")
 @click.option("--data", default=None, help="ImageFolder DIR, .npz, or 'embedded'. Default: the embedded held-out set (accuracy only if the model's labels match).")
+@click.option("--allow-selection-split", is_flag=True,
+              help="Evaluate on every image of --data even when some trained or selected the model. Default: the "
+                   "model's recorded test split of its own training data, and a selection split is refused.")
 @click.option("--no-accuracy", is_flag=True, help="Measure speed and memory only.")
 @click.option("--eval-size", type=int, default=None, help="Evaluate on a stratified N images (default: all).")
 @click.option("--tier", type=click.Choice(["quick", "ci", "dev", "publish"]), default="quick", show_default=True, help="Stopping-rule tier: quick 3 s (batch sweep 1 and 8, 500 eval images), ci 10 s, dev 60 s, publish 600 s per window, >= 100 iterations.")
@@ -118,7 +121,7 @@ def bench_cmd(artifacts: tuple[Path, ...], target: str | None, device: str | Non
               accept_new_host_key: bool, remote_timeout: float | None, wheelhouse: Path | None,
               fetch_engines: Path | None, model: str | None, weights: str, img_size: int | None,
               runtimes: tuple[str, ...], precisions: tuple[str, ...], batches: tuple[str, ...], data: str | None,
-              no_accuracy: bool, eval_size: int | None, tier: str, min_duration: float | None,
+              allow_selection_split: bool, no_accuracy: bool, eval_size: int | None, tier: str, min_duration: float | None,
               min_iterations: int | None, max_duration: float | None, warmup: float | None, threads: int | None,
               seed: int, budget: float | None, output: Path | None, as_json: bool, csv_path: Path | None,
               md_path: Path | None, emulate: bool, no_history: bool, history_db: Path | None, quiet: bool,
@@ -140,7 +143,7 @@ def bench_cmd(artifacts: tuple[Path, ...], target: str | None, device: str | Non
     opts = BenchOptions(
         target=target or "", artifacts=tuple(artifacts), model=model, weights=weights, img_size=img_size,
         runtimes=_split(runtimes, "--runtime"), precisions=_split(precisions, "--precision"),
-        batch_sizes=_ints(batches, "--batch"), data=data, accuracy=not no_accuracy, eval_size=eval_size, tier=tier,
+        batch_sizes=_ints(batches, "--batch"), data=data, selection_splits=allow_selection_split, accuracy=not no_accuracy, eval_size=eval_size, tier=tier,
         min_duration_s=min_duration, min_iterations=min_iterations, max_duration_s=max_duration, warmup_s=warmup,
         threads=threads, seed=seed, accuracy_budget_pts=budget, command=tuple(sys.argv), emulate=emulate,
         telemetry=TelemetryOptions(power=power, rate_hz=power_rate, idle_s=idle_s, allow_throttle=allow_throttle,

@@ -64,9 +64,9 @@ class RichRunProgress(RunProgress):
         self._progress.update(self._sub, advance=1, info=f"loss {loss:.3f}")
 
     def epoch_end(self, record: Any) -> None:
-        self._progress.update(self._sub, info=f"held-out top-1 {record.heldout_top1:.2%}")
+        self._progress.update(self._sub, info=f"validation top-1 {record.heldout_top1:.2%}")
         self.message(f"epoch {record.epoch}/{self._epochs}: loss {record.train_loss:.4f}, "
-                     f"held-out top-1 {record.heldout_top1:.2%} ({record.seconds:.1f} s)")
+                     f"validation top-1 {record.heldout_top1:.2%} ({record.seconds:.1f} s)")
 
     def bench(self, what: str, fraction: float) -> None:
         if self._sub is None:

@@ -62,7 +62,7 @@ class RunProgress:
 
     def epoch_end(self, record: Any) -> None:
         self._say(f"epoch {record.epoch}/{self._epochs}: loss {record.train_loss:.4f}, "
-                  f"held-out top-1 {record.heldout_top1:.2%} ({record.seconds:.1f} s)")
+                  f"validation top-1 {record.heldout_top1:.2%} ({record.seconds:.1f} s)")
 
     def bench(self, what: str, fraction: float) -> None:
         pass
@@ -271,8 +271,10 @@ def run_pipeline(
                 run_step(step, pipeline, overwrite=step.path.exists(), threads=threads, progress=bar)
             except CheckFailed as e:  # the step's own check (parity, --max-drop): nothing was cached
                 failed.add(step.key)
+                kept = _set_aside(step.path)  # a failed accuracy verdict keeps its artifact: never a cache hit
                 outcome = StepOutcome(step.label, step.kind, step.key, str(step.path), "failed",
-                                      (time.perf_counter_ns() - t0) / 1e9, e.one_line(),
+                                      (time.perf_counter_ns() - t0) / 1e9,
+                                      e.one_line() + (f" (the failed artifact is in {kept})" if kept else ""),
                                       (time.process_time_ns() - c0) / 1e9)
                 outcomes.append(outcome)
                 bar.step_end(outcome)
@@ -326,6 +328,19 @@ def _write_reports(report: Any, output: Path) -> dict[str, str]:
         "markdown": str(write_markdown(report, output / "report.md")),
         "html": str(write_html([report], output / "report.html")),
     }
+
+
+def _set_aside(path: Path) -> Path | None:
+    """Move an artifact a failed check left at a cache path to ``<path>.failed`` (replacing an older one)."""
+    import shutil
+
+    if not path.exists():
+        return None
+    dest = path.with_name(path.name + ".failed")
+    if dest.exists():
+        shutil.rmtree(dest)
+    path.rename(dest)
+    return dest
 
 
 def _write_run_json(result: RunResult, output: Path) -> Path:
