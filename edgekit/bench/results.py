@@ -32,8 +32,10 @@ from edgekit.telemetry.result import TelemetryResult
 SCHEMA = "edgekit.bench"
 SCHEMA_VERSION = 1
 #: row status: measured; the runtime cannot run this precision/device here; not attempted; failed; measured
-#: while the device throttled (a thermal trip, an over-current event, a throttle bit: not a valid number)
-STATUSES = ("ok", "unsupported", "skipped", "error", "throttled")
+#: while the device throttled (a thermal trip, an over-current event, a throttle bit: not a valid number); a
+#: measurement that did not complete (a remote run killed, timed out or cut off: never reported as complete)
+STATUSES = ("ok", "unsupported", "skipped", "error", "throttled", "invalid")
+FAILED_STATUSES = ("error", "invalid")
 _MB = 1024 * 1024
 
 
@@ -246,7 +248,7 @@ class BenchReport:
 
     @property
     def failed(self) -> list[BenchResult]:
-        return [r for r in self.results if r.status == "error"]
+        return [r for r in self.results if r.status in FAILED_STATUSES]
 
     def to_json(self) -> dict[str, Any]:
         arts = {a.name: a for a in self.artifacts}

@@ -222,7 +222,7 @@ def _update(results: Path, baseline_path: Path, as_json: bool) -> None:
             note = f"replacing an unreadable baseline: {e.one_line()}"
     write_baseline(new, baseline_path)
     lines = baseline_changes(old, new)
-    failed = [r.key for r in report.results if r.status == "error"]
+    failed = [r.key for r in report.failed]
     if as_json:
         ui.print_json({"baseline": str(baseline_path), "rows": len(new.rows), "changes": lines, "note": note,
                        "failed_rows": failed})

@@ -81,6 +81,7 @@ class RichRunProgress(RunProgress):
 @click.command("run")
 @click.argument("pipeline_file", required=False, type=click.Path(path_type=Path))
 @click.option("--target", default=None, help="Target profile (overrides the pipeline's).")
+@click.option("--device", default=None, help="Bench on this registered SSH device (host steps still run here; see 'edgekit devices').")
 @click.option("--force", is_flag=True, help="Redo every step instead of using the cache.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (steps, cache hits, what would run) and exit.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("edgekit-run"), show_default=True,
@@ -92,7 +93,7 @@ class RichRunProgress(RunProgress):
 @click.option("--no-history", is_flag=True, help="Do not append the results to the history database.")
 @click.option("--history-db", type=click.Path(path_type=Path), default=None, help="History database path.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan or the outcome as JSON.")
-def run_cmd(pipeline_file: Path | None, target: str | None, force: bool, dry_run: bool, output: Path,
+def run_cmd(pipeline_file: Path | None, target: str | None, device: str | None, force: bool, dry_run: bool, output: Path,
             cache_dir: Path | None, threads: int | None, no_history: bool, history_db: Path | None,
             as_json: bool) -> None:
     """Run a pipeline: models x recipes -> artifacts -> bench -> reports.
@@ -118,7 +119,7 @@ def run_cmd(pipeline_file: Path | None, target: str | None, force: bool, dry_run
     show = not as_json and not ui.quiet() and ui.stderr.is_terminal
     n_steps = len(pipeline.models) * (1 + sum(1 for r in pipeline.recipes if r.kind))
     kw = dict(output=output, target=target, force=force, cache_root=cache_dir, threads=threads,
-              history=not no_history, history_db=history_db)
+              history=not no_history, history_db=history_db, device=device)
     if show:
         with RichRunProgress(f"edgekit run {pipeline.name}", n_steps) as bar:
             result = run_pipeline(pipeline, progress=bar, **kw)  # type: ignore[arg-type]

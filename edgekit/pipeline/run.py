@@ -176,40 +176,50 @@ def run_step(step: Step, pipeline: Pipeline, *, overwrite: bool, threads: int | 
                                          overwrite=overwrite, threads=threads), progress=progress)
 
 
-def preflight(plan: Plan) -> None:
-    """Check what the bench will need before any step runs: the target, the runtimes named, the precisions."""
+def preflight(plan: Plan, *, device: str | None = None) -> None:
+    """Check what the bench will need before any step runs: the target, the runtimes named, the precisions
+    (with a ``device``: that it is registered; its runtimes are its own, checked there)."""
     from edgekit.bench.plan import check_precisions, select_runtimes
     from edgekit.core.targets import load_target
 
+    if device is not None:
+        from edgekit.remote.devices import get_device
+
+        get_device(device)
+        check_precisions(plan.pipeline.bench.precisions)
+        return
     target = load_target(plan.target)
     select_runtimes(target, plan.pipeline.bench.runtimes)
     check_precisions(plan.pipeline.bench.precisions)
 
 
 def _bench(plan: Plan, pipeline: Pipeline, artifacts: list[Path], *, threads: int | None,
-           progress: RunProgress) -> Any:
+           progress: RunProgress, device: str | None = None, device_target: str | None = None) -> Any:
     from edgekit.bench.runner import BenchOptions, run_bench
 
     b, g = pipeline.bench, pipeline.gate
-    return run_bench(
-        BenchOptions(
-            target=plan.target,
-            artifacts=tuple(str(p) for p in artifacts),
-            runtimes=b.runtimes,
-            precisions=b.precisions,
-            batch_sizes=b.batch,
-            data=pipeline.data,
-            eval_size=b.eval_size,
-            min_duration_s=b.min_duration,
-            min_iterations=b.min_iterations,
-            warmup_s=b.warmup,
-            threads=threads,
-            seed=pipeline.seed,
-            accuracy_budget_pts=g.max_top1_drop,
-            command=("edgekit", "run", pipeline.origin),
-        ),
-        progress=progress.bench,
+    options = BenchOptions(
+        target=plan.target if device is None else (device_target or ""),
+        artifacts=tuple(str(p) for p in artifacts),
+        runtimes=b.runtimes,
+        precisions=b.precisions,
+        batch_sizes=b.batch,
+        data=pipeline.data,
+        eval_size=b.eval_size,
+        min_duration_s=b.min_duration,
+        min_iterations=b.min_iterations,
+        warmup_s=b.warmup,
+        threads=threads,
+        seed=pipeline.seed,
+        accuracy_budget_pts=g.max_top1_drop,
+        command=("edgekit", "run", pipeline.origin),
     )
+    if device is not None:  # bench steps on the device over SSH; host steps ran here (edgekit.remote)
+        from edgekit.remote.devices import get_device
+        from edgekit.remote.remote_bench import RemoteOptions, run_remote_bench
+
+        return run_remote_bench(options, RemoteOptions(get_device(device)), on_line=progress.message)
+    return run_bench(options, progress=progress.bench)
 
 
 def run_pipeline(
@@ -223,6 +233,7 @@ def run_pipeline(
     history: bool = True,
     history_db: Path | None = None,
     progress: RunProgress | Callable[[str], None] | None = None,
+    device: str | None = None,
 ) -> RunResult:
     """Run every step (cache hits are skipped), bench every artifact, write the reports, check ``[gate]``."""
     t_start, c_start = time.perf_counter_ns(), time.process_time_ns()
@@ -233,7 +244,7 @@ def run_pipeline(
     for stale in cache.sweep():
         log.info("removed %s, left by an interrupted run", stale)
     plan = make_plan(pipeline, cache, target=target, threads=threads)
-    preflight(plan)
+    preflight(plan, device=device)
     outcomes: list[StepOutcome] = []
     done: dict[str, Artifact] = {}
     from edgekit.core.manifest import load_artifact
@@ -286,7 +297,7 @@ def run_pipeline(
     published = publish_artifacts(plan, done, output)
     bar.message(f"benchmarking {len(plan.artifacts)} artifact(s) on target {plan.target}")
     t_bench, c_bench = time.perf_counter_ns(), time.process_time_ns()
-    report = _bench(plan, pipeline, published, threads=threads, progress=bar)
+    report = _bench(plan, pipeline, published, threads=threads, progress=bar, device=device, device_target=target)
     t_bench, c_bench = time.perf_counter_ns() - t_bench, time.process_time_ns() - c_bench
     from edgekit.bench.results import write_report
 

@@ -17,7 +17,7 @@ from edgekit.bench.results import BenchReport
 from edgekit.report.formats import COLUMNS, header_lines, report_notes, shown_columns, summary_rows
 
 _STATUS_STYLE = {"ok": "green", "unsupported": "yellow", "skipped": "dim", "error": "bold red",
-                 "throttled": "bold magenta"}
+                 "throttled": "bold magenta", "invalid": "bold red"}
 _LEFT = ("artifact", "runtime", "precision", "status")
 #: dropped in this order when the terminal is too narrow (columns not named here or in _KEEP go right after
 #: these); p50 is the gate's default metric and stays, with the row's identity and top-1
