@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
 from click.testing import CliRunner
 
 from conftest import REMOTE_BENCH

@@ -105,11 +105,11 @@ def build_wheel(*, cache: Path | None = None) -> Wheel:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(f, dst)
         dist = Path(tmp) / "dist"
-        p = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                            "-w", str(dist), str(src)], capture_output=True, text=True, timeout=600, check=False)
+        proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                              "-w", str(dist), str(src)], capture_output=True, text=True, timeout=600, check=False)
         wheels = sorted(dist.glob("edgekit-*.whl"))
-        if p.returncode != 0 or not wheels:
-            raise UsageError(f"building the edgekit wheel failed: {(p.stderr or p.stdout).strip()[-400:]}",
+        if proc.returncode != 0 or not wheels:
+            raise UsageError(f"building the edgekit wheel failed: {(proc.stderr or proc.stdout).strip()[-400:]}",
                              hint="pip install setuptools wheel in this environment")
         out.mkdir(parents=True, exist_ok=True)
         tmp_whl = out / (wheels[0].name + ".tmp")
