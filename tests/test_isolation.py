@@ -38,6 +38,8 @@ DEVICE_MODULES = [
     "edgekit.cli.bench",
     "edgekit.bench.runner",
     "edgekit.report.html",
+    "edgekit.verdict",
+    "edgekit.verdict.render",
     "edgekit.pipeline.config",
 ]
 

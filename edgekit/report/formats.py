@@ -21,6 +21,8 @@ from typing import Any
 
 from edgekit.bench.results import BenchReport, BenchResult
 from edgekit.core.atomic import atomic_write_text
+from edgekit.verdict.render import markdown_section
+from edgekit.verdict.rules import report_verdicts
 
 #: summary columns: key -> header
 COLUMNS: dict[str, str] = {
@@ -201,7 +203,9 @@ def markdown_text(report: BenchReport) -> str:
     out.append(f"Latency: single stream, batch 1, nearest-rank percentiles; CV above {report.settings.get('cv_threshold')} "
                "marked ! (unstable). Throughput: samples / wall time, one batch in flight. Δtop-1: paired vs the FP32 "
                "reference on the same images (Newcombe CI), verdict against the accuracy budget.")
-    return "\n".join(out) + "\n"
+    out.append("")
+    out.append(markdown_section(report_verdicts(report), level=3))
+    return "\n".join(out).rstrip("\n") + "\n"
 
 
 def write_csv(report: BenchReport, path: str | os.PathLike[str]) -> Path:

@@ -170,6 +170,19 @@ def _left_out(items: list[str]) -> str:
             + "</summary><ul class=\"notes\">" + "".join(f"<li>{e(i)}</li>" for i in items) + "</ul></details>")
 
 
+def _verdicts(group: TargetGroup) -> str:
+    """Per model, the configuration to ship and why the others lost (:mod:`edgekit.verdict`), per file."""
+    from edgekit.verdict.render import html_section
+    from edgekit.verdict.rules import report_verdicts
+
+    parts = []
+    for src in group.sources:
+        if group.merged:
+            parts.append(f'<p class="meta">{e(src.tag)}: {e(src.name)}</p>')
+        parts.append(html_section(report_verdicts(src.report)))
+    return "\n".join(parts)
+
+
 def _target_section(group: TargetGroup, slug: str) -> str:
     files = ", ".join(f"{s.tag}: {s.name}" if group.merged else s.name for s in group.sources)
     n = sum(len(s.report.results) for s in group.sources)
@@ -178,6 +191,7 @@ def _target_section(group: TargetGroup, slug: str) -> str:
         f'<section class="target" id="{e(slug)}">',
         f"<h2>Target {e(group.target)}{e(desc)}</h2>",
         f'<p class="meta">{n} rows from {e(files)}</p>',
+        "<h3>Verdict: what to ship</h3>", _verdicts(group),
         "<h3>Results</h3>", results_table(group),
         "<h3>Latency vs accuracy</h3>", pareto_plot(group),
         "<h3>Precision vs precision</h3>", sections.comparisons(group),
