@@ -397,6 +397,31 @@ class TestRuns:
         assert run["schema"] == "edgekit.run" and [s["status"] for s in run["steps"]] == ["ran", "ran"]
         assert len(verify_cache(tiny["cache"])) == 2 and staging_dirs(tiny["cache"]) == []
 
+    def test_the_run_ends_with_a_verdict_per_model(self, tiny: dict) -> None:
+        """What to ship, from the real run's numbers: stored in results.json and run.json, rendered in report.md
+        and report.html, every row accounted for with its reason."""
+        from edgekit.bench.results import load_report
+        from edgekit.verdict import Outcome, report_verdicts
+
+        out = tiny["root"] / "out"
+        rep = load_report(out / "results.json")
+        assert rep.extra["verdict"]["metric"] == "p50" and len(rep.extra["verdict"]["models"]) == 1
+        (v,) = report_verdicts(rep)
+        rows = {r.key: r for r in rep.results}
+        assert {c.key for c in v.candidates} == set(rows) and all(c.reason for c in v.candidates)
+        if v.ship is None:  # a noisy window (0.1 s here) may leave nothing to ship: the note says what to do
+            assert "rerun" in v.note or "no FP32" in v.note
+        else:  # the rules hold for what this machine measured
+            assert [c.outcome for c in v.candidates].count(Outcome.SHIP) == 1
+            shipped = rows[v.ship.key]
+            assert shipped.ok and not shipped.unstable
+            assert shipped.paired is None or shipped.paired.ci_pts[1] <= shipped.paired.budget_pts
+        assert tiny["doc"]["verdict"][0]["summary"] == v.summary()
+        assert json.loads((out / "run.json").read_text())["verdict"][0]["summary"] == v.summary()
+        assert "Verdict: what to ship" in (out / "report.md").read_text() and v.summary() in (out / "report.md").read_text()
+        html = (out / "report.html").read_text()
+        assert "Verdict: what to ship" in html and ('data-outcome="ship"' in html) == (v.ship is not None)
+
     def test_lineage_in_every_artifact(self, tiny: dict) -> None:
         arts = {s["label"]: load_artifact(s["path"]) for s in tiny["doc"]["steps"]}
         ft, q = arts["mobilenetv3_small_100"], arts["mobilenetv3_small_100/int8-ort"]
@@ -445,6 +470,7 @@ class TestRuns:
         r = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "a")])
         assert r.exit_code == 0, r.output
         assert "[1/2] finetune mobilenetv3_small_100: cached" in r.stderr and "benchmarking 2 artifact(s)" in r.stderr
+        assert "verdict: mobilenetv3_small_100 on cpu: ship " in r.stdout  # the answer, in the terminal
         q = CliRunner().invoke(cli, ["-q", *args, "-o", str(tmp_path / "b")])
         assert q.exit_code == 0 and "[1/2]" not in q.stderr
 

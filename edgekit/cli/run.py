@@ -92,9 +92,11 @@ class RichRunProgress(RunProgress):
 @click.option("--no-history", is_flag=True, help="Do not append the results to the history database.")
 @click.option("--history-db", type=click.Path(path_type=Path), default=None, help="History database path.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan or the outcome as JSON.")
+@click.option("--verdict-metric", type=click.Choice(["p50", "p90"]), default="p50", show_default=True,
+              help="Latency the verdict ranks configurations by.")
 def run_cmd(pipeline_file: Path | None, target: str | None, force: bool, dry_run: bool, output: Path,
             cache_dir: Path | None, threads: int | None, no_history: bool, history_db: Path | None,
-            as_json: bool) -> None:
+            as_json: bool, verdict_metric: str) -> None:
     """Run a pipeline: models x recipes -> artifacts -> bench -> reports.
 
     With no PIPELINE_FILE, runs the embedded default: a MobileNetV3-small
@@ -118,7 +120,7 @@ def run_cmd(pipeline_file: Path | None, target: str | None, force: bool, dry_run
     show = not as_json and not ui.quiet() and ui.stderr.is_terminal
     n_steps = len(pipeline.models) * (1 + sum(1 for r in pipeline.recipes if r.kind))
     kw = dict(output=output, target=target, force=force, cache_root=cache_dir, threads=threads,
-              history=not no_history, history_db=history_db)
+              history=not no_history, history_db=history_db, verdict_metric=verdict_metric)
     if show:
         with RichRunProgress(f"edgekit run {pipeline.name}", n_steps) as bar:
             result = run_pipeline(pipeline, progress=bar, **kw)  # type: ignore[arg-type]
@@ -131,7 +133,8 @@ def run_cmd(pipeline_file: Path | None, target: str | None, force: bool, dry_run
         ui.print_json({"steps": [o.to_json() for o in result.outcomes], "reports": result.report_paths,
                        "history_run_id": result.history_run_id, "gate_passed": result.passed,
                        "checks": [c.to_json() for c in result.checks], "seconds": result.seconds,
-                       "timings": result.timings, "artifacts": [str(p) for p in result.artifacts]})
+                       "timings": result.timings, "artifacts": [str(p) for p in result.artifacts],
+                       "verdict": [v.to_json() for v in result.verdicts]})
     else:
         _print_result(result)
     if result.failed_steps:
@@ -191,6 +194,10 @@ def _print_result(result: Any) -> None:
         n, bad = len(result.checks), len(result.failures)
         out.print(f"[gate] {'passed' if result.passed else 'FAILED'}: {n - bad} of {n} checks passed",
                   markup=False, highlight=False)
+    from edgekit.verdict.render import terminal_lines
+
+    for line in terminal_lines(result.verdicts):
+        out.print(line, markup=False, highlight=False)
     for k, v in result.report_paths.items():
         out.print(f"{k}: {v}", markup=False, highlight=False)
     tm = result.timings

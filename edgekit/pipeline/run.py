@@ -95,6 +95,10 @@ class RunResult:
     artifacts: tuple[Path, ...] = ()  # the published copies, in plan.artifacts order
     #: wall and CPU seconds of the phases: steps, bench, reports (and the total)
     timings: dict[str, float] = field(default_factory=dict)
+    #: per model x target: what to ship and why not the rest (:mod:`edgekit.verdict`)
+    verdicts: tuple[Any, ...] = ()
+    #: per target: its results file (several targets: ``DIR/targets/<target>/results.json``)
+    target_results: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -223,12 +227,17 @@ def run_pipeline(
     history: bool = True,
     history_db: Path | None = None,
     progress: RunProgress | Callable[[str], None] | None = None,
+    verdict_metric: str = "p50",
 ) -> RunResult:
     """Run every step (cache hits are skipped), bench every artifact, write the reports, check ``[gate]``."""
     t_start, c_start = time.perf_counter_ns(), time.process_time_ns()
     bar = progress if isinstance(progress, RunProgress) else RunProgress(progress)
     if threads is not None and (isinstance(threads, bool) or threads < 1):
         raise UsageError(f"--threads must be >= 1, got {threads}")
+    from edgekit.verdict import METRICS
+
+    if verdict_metric not in METRICS:
+        raise UsageError(f"--verdict-metric must be one of {', '.join(METRICS)}, got {verdict_metric!r}")
     cache = StepCache(cache_root, force=force)
     for stale in cache.sweep():
         log.info("removed %s, left by an interrupted run", stale)
@@ -288,6 +297,7 @@ def run_pipeline(
     t_bench, c_bench = time.perf_counter_ns() - t_bench, time.process_time_ns() - c_bench
     from edgekit.bench.results import write_report
 
+    report, verdicts = with_verdict(report, pipeline, metric=verdict_metric)
     results = write_report(report, output / "results.json")
     paths = {"results": str(results), "artifacts": str(output / "artifacts")}
     paths.update(_write_reports(report, output))
@@ -302,9 +312,24 @@ def run_pipeline(
                "steps_seconds": sum(o.seconds for o in outcomes),
                "steps_cpu_seconds": sum(o.cpu_seconds for o in outcomes),
                "bench_seconds": t_bench / 1e9, "bench_cpu_seconds": c_bench / 1e9}
-    result = RunResult(plan, tuple(outcomes), results, paths, run_id, checks, seconds, tuple(published), timings)
+    result = RunResult(plan, tuple(outcomes), results, paths, run_id, checks, seconds, tuple(published), timings,
+                       verdicts=tuple(verdicts))
     paths["run"] = str(_write_run_json(result, output))
     return result
+
+
+def budget_pts(pipeline: Pipeline) -> float | None:
+    """The pipeline's absolute accuracy budget (None: each row's own, which the bench judged it by)."""
+    return pipeline.gate.max_top1_drop
+
+
+def with_verdict(report: Any, pipeline: Pipeline, *, metric: str) -> tuple[Any, list[Any]]:
+    """``report`` with its verdicts under ``extra.verdict``, and the verdicts."""
+    from edgekit.verdict import judge_report, verdict_json
+
+    verdicts = judge_report(report, metric=metric, budget_pts=budget_pts(pipeline))
+    extra = {**report.extra, "verdict": verdict_json(verdicts, metric=metric, budget_pts=budget_pts(pipeline))}
+    return replace(report, extra=extra), verdicts
 
 
 def _write_reports(report: Any, output: Path) -> dict[str, str]:
@@ -328,6 +353,7 @@ def _write_run_json(result: RunResult, output: Path) -> Path:
                       for (m, r, s), pub in zip(p.artifacts, result.artifacts)],
         "gate": {"passed": result.passed, "rules": dict(p.pipeline.gate.__dict__),
                  "checks": [c.to_json() for c in result.checks]},
+        "verdict": [v.to_json() for v in result.verdicts],
         "reports": dict(result.report_paths), "history_run_id": result.history_run_id,
         "seconds": round(result.seconds, 2),
         "timings": {k: round(v, 2) for k, v in result.timings.items()},

@@ -58,7 +58,7 @@ def markdown_section(verdicts: Sequence[ModelVerdict], *, level: int = 2) -> str
     out.append("Rules: the fastest configuration whose paired top-1 drop vs FP32 has its 95 % upper bound within the "
                "budget and whose speed-up over the fastest FP32 configuration is beyond the measured noise (both "
                "windows' spread, non-overlapping order-statistic CIs); unstable, throttled, unsupported and invalid "
-               "rows do not compete. With none, the fastest FP32 configuration ships.")
+               "rows do not compete. With none, the fastest stable FP32 configuration ships.")
     return "\n".join(out) + "\n"
 
 

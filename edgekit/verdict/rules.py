@@ -15,7 +15,10 @@ candidate:
 4. **unstable**: the latency window's CV is above the target's threshold;
 5. **the FP32 baseline** is the fastest FP32 row left (by the verdict metric,
    p50 by default, p90 with ``metric="p90"``); another FP32 row is *slower than
-   FP32*; with no FP32 row left there is no verdict (nothing to compare with);
+   FP32*. When every FP32 row was unstable, the fastest of them is still the
+   reference the others are compared with (its spread widens the noise they
+   must beat) but cannot ship itself; with no FP32 row at all (or only failed,
+   throttled ones) there is no verdict, and the note says why;
 6. **accuracy** (every non-FP32 row): its paired top-1 drop against FP32 on the
    same images (:mod:`edgekit.bench.paired`) must have its upper 95 % bound
    within the budget (the budget the bench judged it by, or ``budget_pts``).
@@ -276,7 +279,11 @@ def judge_model(rows: Iterable[BenchResult], *, model: str, target: str, metric:
         else:
             alive.append(r)
     fp32 = sorted((r for r in alive if _is_fp32(r)), key=lambda r: _metric(r, metric) or 0.0)
-    if not fp32:
+    # an unstable FP32 window cannot ship, but still measures what the others are compared with (its spread
+    # widens the noise the speed rule demands); a throttled or failed one measures nothing
+    shaky = sorted((r for r in rows if _is_fp32(r) and out.get(r.key) is not None
+                    and out[r.key].outcome is Outcome.UNSTABLE), key=lambda r: _metric(r, metric) or 0.0)
+    if not fp32 and not shaky:
         note = ("no FP32 row ran cleanly (" + ", ".join(f"{c.key}: {c.outcome}" for c in out.values()
                                                          if c.precision == REFERENCE_PRECISION) + ")"
                 if any(r.precision == REFERENCE_PRECISION for r in rows)
@@ -284,7 +291,8 @@ def judge_model(rows: Iterable[BenchResult], *, model: str, target: str, metric:
         for r in alive:
             out[r.key] = _candidate(r, Outcome.NO_REFERENCE, note, metric)
         return ModelVerdict(model, target, metric, None, None, tuple(out[r.key] for r in rows), note)
-    base = fp32[0]
+    base_unstable = not fp32
+    base = fp32[0] if fp32 else shaky[0]
     eligible: list[tuple[BenchResult, str, float]] = []
     for r in alive:
         if r is base:
@@ -311,8 +319,13 @@ def judge_model(rows: Iterable[BenchResult], *, model: str, target: str, metric:
             out[r.key] = _candidate(r, Outcome.BEATEN, f"{metric} {_metric(r, metric):.3f} ms vs "
                                                        f"{_metric(win, metric):.3f} ms shipped ({why})", metric,
                                     speedup=speedup)
-        out[base.key] = _candidate(base, Outcome.BEATEN, f"the FP32 baseline; {win.key} is faster beyond the noise "
-                                                         "and within the accuracy budget", metric, base=base)
+        if not base_unstable:
+            out[base.key] = _candidate(base, Outcome.BEATEN, f"the FP32 baseline; {win.key} is faster beyond the "
+                                                             "noise and within the accuracy budget", metric, base=base)
+    elif base_unstable:
+        note = (f"nothing qualifies and the FP32 reference {base.key} was unstable ({out[base.key].reason}): "
+                "rerun with a longer window (bench.min_duration) on a quiet machine")
+        return ModelVerdict(model, target, metric, None, base.key, tuple(out[r.key] for r in rows), note)
     else:
         out[base.key] = _candidate(base, Outcome.SHIP, "the fastest FP32 configuration: no other configuration is "
                                                        "faster beyond the noise and within the accuracy budget",
