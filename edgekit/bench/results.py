@@ -30,8 +30,9 @@ from edgekit.runtime.base import RunnerInfo
 
 SCHEMA = "edgekit.bench"
 SCHEMA_VERSION = 1
-#: row status: measured; the runtime cannot run this precision/device here; not attempted; failed
-STATUSES = ("ok", "unsupported", "skipped", "error")
+#: row status: measured; the runtime cannot run this precision/device here; not attempted; failed; not measured
+#: because its device failed, disappeared or timed out during a sweep (never retried within the run)
+STATUSES = ("ok", "unsupported", "skipped", "error", "invalid")
 _MB = 1024 * 1024
 
 

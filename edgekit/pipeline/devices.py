@@ -1,0 +1,221 @@
+"""Sessions the executors drive: the local host, and a remote device over a transport.
+
+* :class:`LocalSession` benches in this process (``cpu`` or any target
+  profile measured on this host).
+* :class:`TransportSession` drives a device through a transport with the
+  interface of :class:`edgekit.remote.ssh.Connection` (``connect``,
+  ``run(argv, timeout_s=...)``, ``put``, ``get``, ``close``): it pushes the
+  artifact, runs ``edgekit bench`` on the device with the wall-clock timeout
+  enforced by the transport, and fetches the results file. Nothing but
+  edgekit's device extras is needed on the device (never Ray).
+  The transport's errors are mapped by kind: a timeout is
+  :class:`~edgekit.pipeline.executors.JobTimedOut` (this job invalid), an
+  unreachable host or a dropped connection is
+  :class:`~edgekit.pipeline.executors.DeviceLost` (the device's remaining
+  jobs invalid), a failed remote command fails only its job.
+
+:class:`SessionFactory` builds them from a target spec and is picklable (the
+Ray executor ships it to its actors).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shlex
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekit.core.errors import CheckFailed, UsageError
+from edgekit.pipeline.executors import BenchJob, DeviceLost, JobTimedOut
+
+log = logging.getLogger(__name__)
+
+DEVICE_PREFIX = "device:"
+#: remote error classes (by name, so this module needs no import of the transport) -> what they mean here
+_LOST = ("HostUnreachable", "ConnectionDropped", "AuthRefused", "HostKeyRefused", "DeviceLost")
+_TIMEOUT = ("RemoteTimeout", "TimeoutExpired", "JobTimedOut")
+
+
+def is_device(target: str) -> bool:
+    return target.startswith(DEVICE_PREFIX)
+
+
+def device_name(target: str) -> str:
+    name = target[len(DEVICE_PREFIX):] if is_device(target) else target
+    if not name or any(c.isspace() or c == "/" for c in name):
+        raise UsageError(f"target {target!r}: a device name must be non-empty, without spaces or '/'",
+                         hint="write device:NAME, NAME as listed by 'edgekit devices'")
+    return name
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    """The bench settings of every job (from the pipeline's ``[bench]``), for a local or a remote bench."""
+
+    runtimes: tuple[str, ...] | None = None
+    precisions: tuple[str, ...] | None = None
+    batch: tuple[int, ...] = (1,)
+    data: str | None = None
+    eval_size: int | None = None
+    min_duration: float | None = None
+    min_iterations: int | None = None
+    warmup: float | None = None
+    threads: int | None = None
+    seed: int = 0
+    budget_pts: float | None = None
+    command: tuple[str, ...] = ()
+
+    def options(self, target: str, artifact: str) -> Any:
+        from edgekit.bench.runner import BenchOptions
+
+        return BenchOptions(target=target, artifacts=(artifact,), runtimes=self.runtimes, precisions=self.precisions,
+                            batch_sizes=self.batch, data=self.data, eval_size=self.eval_size,
+                            min_duration_s=self.min_duration, min_iterations=self.min_iterations,
+                            warmup_s=self.warmup, threads=self.threads, seed=self.seed,
+                            accuracy_budget_pts=self.budget_pts, command=self.command)
+
+    def cli_args(self) -> list[str]:
+        """The same settings as ``edgekit bench`` options (for the device's own edgekit)."""
+        args: list[str] = []
+        for flag, values in (("--runtime", self.runtimes), ("--precision", self.precisions)):
+            if values:
+                args += [flag, ",".join(values)]
+        args += ["--batch", ",".join(str(b) for b in self.batch), "--seed", str(self.seed)]
+        for flag, v in (("--data", self.data), ("--eval-size", self.eval_size), ("--min-duration", self.min_duration),
+                        ("--min-iterations", self.min_iterations), ("--warmup", self.warmup),
+                        ("--threads", self.threads), ("--budget", self.budget_pts)):
+            if v is not None:
+                args += [flag, str(v)]
+        return args
+
+
+@dataclass
+class LocalSession:
+    """Benches on this host, in this process."""
+
+    target: str
+    spec: BenchSpec
+
+    def open(self) -> None:
+        pass
+
+    def bench(self, job: BenchJob, *, timeout_s: float) -> Any:
+        from edgekit.bench.runner import run_bench
+
+        return run_bench(self.spec.options(self.target, job.artifact))  # local: no transport to time out
+
+    def close(self) -> None:
+        pass
+
+
+def _kind(exc: BaseException) -> str | None:
+    names = {c.__name__ for c in type(exc).__mro__}
+    if names & set(_TIMEOUT):
+        return "timeout"
+    if names & set(_LOST):
+        return "lost"
+    return None
+
+
+@dataclass
+class TransportSession:
+    """Benches on a device through a transport (push the artifact, run ``edgekit bench`` there, fetch the results).
+
+    ``connect`` returns an unopened transport (an :class:`edgekit.remote.ssh.Connection` or a test double with
+    the same five methods); ``profile`` is the device's target profile; ``workdir`` its scratch directory.
+    """
+
+    target: str
+    spec: BenchSpec
+    connect: Callable[[], Any]
+    profile: str
+    workdir: str
+    python: str = "python3"
+    transfer_timeout_s: float = 600.0
+    _conn: Any = field(default=None, repr=False)
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        try:
+            return fn(*args, **kw)
+        except Exception as e:  # the transport's errors, classified by kind; anything else is re-raised
+            kind = _kind(e)
+            msg = getattr(e, "one_line", lambda: f"{type(e).__name__}: {e}")()
+            if kind == "timeout":
+                raise JobTimedOut(f"{self.target}: {what}: {msg}") from e
+            if kind == "lost":
+                raise DeviceLost(f"{self.target}: {what}: {msg}") from e
+            if isinstance(e, OSError):
+                raise DeviceLost(f"{self.target}: {what}: {msg}") from e
+            if hasattr(e, "one_line"):
+                raise CheckFailed(f"{self.target}: {what} failed: {msg}") from e
+            raise
+
+    def open(self) -> None:
+        self._conn = self.connect()
+        self._call("connect", self._conn.connect)
+        self._call("prepare the workdir", self._conn.run, ["mkdir", "-p", f"{self.workdir}/artifacts",
+                                                           f"{self.workdir}/results"], timeout_s=60)
+
+    def bench(self, job: BenchJob, *, timeout_s: float) -> Any:
+        from edgekit.bench.results import load_report
+
+        conn = self._conn
+        remote_art = f"{self.workdir}/artifacts/{job.name}"
+        remote_out = f"{self.workdir}/results/{job.name}.json"
+        self._call("clear the old copy", conn.run, ["rm", "-rf", remote_art, remote_out], timeout_s=60)
+        self._call(f"push {job.name}", conn.put, job.artifact, remote_art, timeout_s=self.transfer_timeout_s)
+        argv = [self.python, "-m", "edgekit.cli.main", "-q", "bench", remote_art, "--target", self.profile,
+                *self.spec.cli_args(), "-o", remote_out, "--quiet"]
+        done = self._call(f"bench {job.name}", conn.run, argv, timeout_s=timeout_s, check=False)
+        code = getattr(done, "returncode", 0)
+        if code not in (0, 1):  # 1: the bench ran and a row failed; its results file says which
+            tail = " ".join((getattr(done, "stderr", "") or "").strip().splitlines()[-2:])
+            raise CheckFailed(f"{self.target}: 'edgekit bench' exited {code} ({tail or 'no message'})",
+                              hint=f"run it by hand on the device: {shlex.join(argv)}")
+        with tempfile.TemporaryDirectory(prefix="edgekit-fetch-") as tmp:
+            local = Path(tmp) / "results.json"
+            self._call(f"fetch the results of {job.name}", conn.get, remote_out, local,
+                       timeout_s=self.transfer_timeout_s)
+            return load_report(local)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
+
+
+@dataclass(frozen=True)
+class SessionFactory:
+    """target spec -> an unopened session. Device targets are resolved by ``resolve`` (the device registry)."""
+
+    spec: BenchSpec
+    resolve: Callable[[str], TransportSession] | None = None
+
+    def __call__(self, target: str) -> Any:
+        if not is_device(target):
+            return LocalSession(target, self.spec)
+        name = device_name(target)
+        if self.resolve is not None:
+            return dataclasses.replace(self.resolve(name), target=target, spec=self.spec)
+        return registry_session(name, target, self.spec)
+
+
+def registry_session(name: str, target: str, spec: BenchSpec) -> TransportSession:
+    """A session for a device of the user's registry (``edgekit devices``; the remote-devices package)."""
+    import importlib.util
+
+    if importlib.util.find_spec("edgekit.remote.registry") is None:
+        raise UsageError(f"target {target!r} needs edgekit's remote-device registry (edgekit.remote), which this "
+                         "build does not have", hint="bench the devices with a build that has 'edgekit devices', "
+                                                     "or give local targets only")
+    from edgekit.remote import registry  # type: ignore[import-not-found]  # noqa: PLC0415
+
+    device = registry.load_device(name)
+    from edgekit.remote.ssh import Connection
+
+    return TransportSession(target=target, spec=spec, connect=lambda: Connection(device.ssh),
+                            profile=device.profile, workdir=device.workdir)

@@ -1,0 +1,219 @@
+"""Sweeps over many targets: the default dispatcher (and, in test_fleet_ray.py, Ray) on fake and loopback devices.
+
+Devices here are test doubles (tests/fleet_fakes.py), not SSH: :class:`FakeSession` answers with synthesized
+reports and proves exclusivity with a lock file; :class:`LoopbackConnection` has the SSH Connection's interface
+on this machine, so the transport adapter (push, ``edgekit bench`` on the "device", fetch, error mapping) runs
+for real without sshd. What is not exercised here: OpenSSH itself (see the note in docs/fleet.md).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from edgekit.bench.results import load_report
+from edgekit.pipeline.devices import BenchSpec, SessionFactory, TransportSession
+from edgekit.pipeline.executors import BenchJob, ThreadExecutor, make_executor, target_dir
+from edgekit.pipeline.fleet import run_sweep
+from edgekit.verdict import Outcome
+from tests.fleet_fakes import FakeFactory, LoopbackConnect
+
+TARGETS = ["device:a", "device:b"]
+
+
+def fake_artifacts(root: Path) -> list[tuple[str, str, str]]:
+    """(name, model, precision) of three published artifacts; the fake devices need no files."""
+    return [("m-fp32", "mnv3", "fp32"), ("m-int8", "mnv3", "int8"), ("m-int8-b", "mnv3", "int8")]
+
+
+def work_for(targets: list[str], root: Path) -> dict[str, list[BenchJob]]:
+    arts = fake_artifacts(root)
+    return {t: [BenchJob(t, n, str(root / n), model, prec) for n, model, prec in arts] for t in targets}
+
+
+@pytest.fixture(autouse=True)
+def _no_artifact_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake artifacts have no files: key the resume state by their name instead of their sha256."""
+    import edgekit.pipeline.fleet as fleet
+
+    monkeypatch.setattr(fleet, "_artifact_sha", lambda job: f"sha-of-{job.name}")
+
+
+def sweep(tmp_path: Path, executor, devices: dict, targets=TARGETS, **kw):
+    factory = FakeFactory(str(tmp_path / "devices"), devices)
+    return run_sweep(work_for(targets, tmp_path), output=tmp_path / "out", factory=factory, executor=executor,
+                     spec=BenchSpec(), timeout_s=30, budget_pts=1.0, **kw)
+
+
+def overlaps(tmp_path: Path) -> list[str]:
+    return [line for f in (tmp_path / "devices").glob("*/overlaps") for line in f.read_text().splitlines()]
+
+
+def assert_exclusive(records) -> None:
+    """On each device the jobs ran one after the other: their [start, end] intervals never overlap."""
+    by_target: dict[str, list] = {}
+    for r in records:
+        by_target.setdefault(r.job.target, []).append((r.started_ns, r.ended_ns))
+    for spans in by_target.values():
+        spans.sort()
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:])), spans
+
+
+def check_two_device_sweep(tmp_path: Path, result) -> None:
+    assert not result.invalid and not overlaps(tmp_path)
+    assert_exclusive(result.records)
+    # devices ran in parallel: some job of b started before the last job of a ended
+    a = [r for r in result.records if r.job.target == "device:a"]
+    b = [r for r in result.records if r.job.target == "device:b"]
+    assert min(r.started_ns for r in b) < max(r.ended_ns for r in a)
+    for t in TARGETS:
+        rep = load_report(tmp_path / "out" / "targets" / target_dir(t) / "results.json")
+        assert rep.target_name == t and len(rep.results) == 3
+        # the FP32 reference is attached across the jobs: every INT8 row is paired with the m-fp32 row
+        assert all(r.reference == "m-fp32/onnxruntime:cpu/fp32" for r in rep.results)
+        assert rep.extra["verdict"]["models"][0]["target"] == t
+    ships = {v.target: v.ship for v in result.verdicts}
+    assert ships["device:a"].precision == "int8"  # 0.4x the FP32 latency, faithful
+    assert ships["device:b"].precision == "fp32"  # INT8 slower there
+    (b_v,) = [v for v in result.verdicts if v.target == "device:b"]
+    assert {c.outcome for c in b_v.losers} == {Outcome.SLOWER}
+    timeline = json.loads((tmp_path / "out" / "targets" / "sweep.json").read_text())
+    assert timeline["schema"] == "edgekit.sweep" and len(timeline["jobs"]) == 6
+
+
+DEVICES = {"a": {"speed": 1.0, "int8_ratio": 0.4}, "b": {"speed": 2.0, "int8_ratio": 1.3}}
+
+
+def test_two_devices_in_parallel_one_job_at_a_time_each(tmp_path):
+    result = sweep(tmp_path, ThreadExecutor(), DEVICES)
+    check_two_device_sweep(tmp_path, result)
+    assert result.executor == "threads"
+
+
+def test_a_device_lost_mid_sweep_marks_its_own_rows_invalid(tmp_path):
+    devices = {"a": {"speed": 1.0, "int8_ratio": 0.4, "die_after": 1}, "b": DEVICES["b"]}
+    result = sweep(tmp_path, ThreadExecutor(), devices)
+    bad = {r.job.id: r.reason for r in result.invalid}
+    assert set(bad) == {"device:a/m-int8", "device:a/m-int8-b"}  # the first job finished before it went
+    assert "device lost" in bad["device:a/m-int8"] and "not run: device:a was lost" in bad["device:a/m-int8-b"]
+    assert all(r.ok for r in result.records if r.job.target == "device:b")  # the other device finished
+    rep = result.reports["device:a"]
+    assert [r.status for r in rep.results] == ["ok", "invalid", "invalid"]
+    (v,) = [v for v in result.verdicts if v.target == "device:a"]
+    assert {c.outcome for c in v.candidates if c.artifact != "m-fp32"} == {Outcome.INVALID}
+    # a rerun redoes exactly the invalid jobs (the device is back)
+    (tmp_path / "devices" / "a" / "unplugged").unlink()
+    again = sweep(tmp_path, ThreadExecutor(), DEVICES)
+    assert set(again.resumed) == {r.job.id for r in result.records if r.ok} and not again.invalid
+    assert json.loads((tmp_path / "devices" / "a" / "count").read_text()) == 2 + 2
+
+
+def test_an_unreachable_device_is_invalid_from_the_start_and_others_finish(tmp_path):
+    (tmp_path / "devices" / "a").mkdir(parents=True)
+    (tmp_path / "devices" / "a" / "unplugged").touch()
+    result = sweep(tmp_path, ThreadExecutor(), DEVICES)
+    assert {r.job.target for r in result.invalid} == {"device:a"}
+    assert all("device unavailable" in r.reason for r in result.invalid)
+    assert result.reports["device:a"].target["description"].startswith("every job invalid")
+
+
+def test_make_executor_refuses_an_unknown_name():
+    from edgekit.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="unknown executor 'dask'"):
+        make_executor("dask")
+
+
+# --- the transport adapter on a loopback "device": the real edgekit bench, pushed and fetched -------------------
+
+@pytest.mark.slow
+def test_transport_session_benches_on_a_loopback_device_and_maps_its_errors(tmp_path, export_artifact):
+    art = export_artifact("mobilenetv3_small_100", img_size=32)
+    spec = BenchSpec(runtimes=("onnxruntime",), batch=(1,), min_duration=0.05, min_iterations=5, warmup=0.0,
+                     eval_size=32)
+    device = tmp_path / "device"
+
+    def resolve(name: str) -> TransportSession:
+        return TransportSession(target=f"device:{name}", spec=spec, connect=LoopbackConnect(str(device)),
+                                profile="cpu", workdir=str(device / "work"), python=sys.executable)
+
+    factory = SessionFactory(spec, resolve=resolve)
+    job = BenchJob("device:loop", "m-fp32", str(art), "mobilenetv3_small_100", "fp32")
+    result = run_sweep({"device:loop": [job]}, output=tmp_path / "out", factory=factory, executor=ThreadExecutor(),
+                       spec=spec, timeout_s=300)
+    (rec,) = result.records
+    assert rec.ok, rec.reason
+    assert (device / "work" / "artifacts" / "m-fp32" / "model.onnx").is_file()  # pushed
+    rep = result.reports["device:loop"]
+    assert rep.target_name == "device:loop" and rep.target["profile_name"] == "cpu"
+    assert [r.status for r in rep.results] == ["ok"]
+    # a command past its timeout is JobTimedOut (this job invalid), an unplugged device is DeviceLost
+    s = resolve("loop")
+    s.open()
+    with pytest.raises(Exception) as e:
+        s._call("sleep", s._conn.run, [sys.executable, "-c", "import time; time.sleep(5)"], timeout_s=0.5)
+    assert type(e.value).__name__ == "JobTimedOut"
+    (device / "unplugged").touch()
+    with pytest.raises(Exception) as e:
+        s.bench(job, timeout_s=60)
+    assert type(e.value).__name__ == "DeviceLost"
+
+
+# --- resume after SIGKILL of the host process -------------------------------------------------------------------
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, {repo!r})
+    import edgekit.pipeline.fleet as fleet
+    fleet._artifact_sha = lambda job: "sha-of-" + job.name
+    from edgekit.pipeline.devices import BenchSpec
+    from edgekit.pipeline.executors import ThreadExecutor
+    from tests.fleet_fakes import FakeFactory
+    from tests.test_fleet import DEVICES, TARGETS, work_for
+    root = Path({root!r})
+    devices = {{k: {{**v, "delay_s": 0.6}} for k, v in DEVICES.items()}}
+    fleet.run_sweep(work_for(TARGETS, root), output=root / "out", factory=FakeFactory(str(root / "devices"), devices),
+                    executor=ThreadExecutor(), spec=BenchSpec(), timeout_s=30, budget_pts=1.0)
+""")
+
+
+def test_resume_after_sigkill_of_the_host_redoes_only_what_is_missing(tmp_path):
+    repo = str(Path(__file__).resolve().parents[1])
+    script = tmp_path / "sweep.py"
+    script.write_text(SCRIPT.format(repo=repo, root=str(tmp_path)))
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=repo, stderr=subprocess.PIPE)
+    jobs = tmp_path / "out" / "targets"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if len(list(jobs.glob("*/jobs/*.json"))) >= 2:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, proc.stderr.read().decode()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    kept = {str(p.relative_to(jobs)) for p in jobs.glob("*/jobs/*.json")}
+    assert 2 <= len(kept) < 6 and not (jobs / "sweep.json").exists()
+    for f in jobs.glob("*/jobs/*.json"):  # every kept job file is complete (written atomically)
+        load_report(f)
+    before = {n: int((tmp_path / "devices" / n / "count").read_text()) for n in ("a", "b")}
+    result = sweep(tmp_path, ThreadExecutor(), DEVICES)
+    assert len(result.resumed) >= 2 and not result.invalid
+    after = {n: int((tmp_path / "devices" / n / "count").read_text()) for n in ("a", "b")}
+    # each job counted once overall, except the one(s) the kill interrupted (started, never kept)
+    ran_again = sum(after.values()) - sum(before.values())
+    assert ran_again == 6 - len(result.resumed)
+    check_two_device_sweep(tmp_path, result)
