@@ -48,8 +48,9 @@ def _no_artifact_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def sweep(tmp_path: Path, executor, devices: dict, targets=TARGETS, **kw):
     factory = FakeFactory(str(tmp_path / "devices"), devices)
+    kw = {"timeout_s": 30, "budget_pts": 1.0, **kw}
     return run_sweep(work_for(targets, tmp_path), output=tmp_path / "out", factory=factory, executor=executor,
-                     spec=BenchSpec(), timeout_s=30, budget_pts=1.0, **kw)
+                     spec=BenchSpec(), **kw)
 
 
 def overlaps(tmp_path: Path) -> list[str]:

@@ -40,6 +40,10 @@ DEVICE_MODULES = [
     "edgekit.report.html",
     "edgekit.verdict",
     "edgekit.verdict.render",
+    "edgekit.pipeline.executors",
+    "edgekit.pipeline.devices",
+    "edgekit.pipeline.fleet",
+    "edgekit.pipeline.ray_executor",
     "edgekit.pipeline.config",
 ]
 

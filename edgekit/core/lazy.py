@@ -22,6 +22,7 @@ EXTRA_OF: dict[str, str] = {
     "polygraphy": "tensorrt",
     "cuda": "tensorrt",
     "torch_pruning": "prune",
+    "ray": "ray",
 }
 
 

@@ -1,0 +1,81 @@
+"""``--executor ray``: the same sweeps as test_fleet.py, one Ray actor per device.
+
+One local Ray instance for the whole module (starting one costs seconds): ``num_cpus`` pinned to 2 and one
+custom resource per fake device; token authentication off, so nothing is written into the user's home.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from edgekit.core.errors import UsageError
+from edgekit.pipeline.ray_executor import RayExecutor, resource_name
+from tests.test_fleet import DEVICES, TARGETS, assert_exclusive, check_two_device_sweep, overlaps, sweep
+
+ray = pytest.importorskip("ray", reason="the Ray executor needs the 'ray' extra (pip install 'edgekit[ray]')")
+
+pytestmark = pytest.mark.usefixtures("_no_artifact_hashing")
+from tests.test_fleet import _no_artifact_hashing  # noqa: E402,F401  (the fixture, used above)
+
+REPO = str(Path(__file__).resolve().parents[1])
+FAKE_DEVICES = ["device:a", "device:b", "device:c"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_cluster():
+    token = Path.home() / ".ray" / "auth_token"
+    had_token = token.exists()
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    path = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
+    ray.init(num_cpus=2, resources={resource_name(t): 1 for t in FAKE_DEVICES}, include_dashboard=False,
+             log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": path, "RAY_AUTH_MODE": "disabled"}})
+    yield
+    ray.shutdown()
+    assert token.exists() == had_token, "the Ray tests left an auth token in the home directory"
+
+
+def test_two_devices_on_ray_one_actor_each(tmp_path):
+    result = sweep(tmp_path, RayExecutor(), DEVICES)
+    check_two_device_sweep(tmp_path, result)
+    assert result.executor == "ray"
+    workers = {r.job.target: r.worker for r in result.records}
+    assert all(w.startswith("ray-actor-") for w in workers.values())
+    assert str(os.getpid()) not in "".join(workers.values())  # benched in the actors' processes
+    assert ray.is_initialized()  # the shared instance is left running for the next test
+
+
+def test_a_device_lost_mid_sweep_on_ray(tmp_path):
+    devices = {"a": {**DEVICES["a"], "die_after": 1}, "b": DEVICES["b"]}
+    result = sweep(tmp_path, RayExecutor(), devices)
+    assert {r.job.id for r in result.invalid} == {"device:a/m-int8", "device:a/m-int8-b"}
+    assert all(r.ok for r in result.records if r.job.target == "device:b")
+    assert not overlaps(tmp_path)
+    assert_exclusive(result.records)
+
+
+def test_a_hung_job_is_cancelled_recorded_invalid_and_never_retried(tmp_path):
+    devices = {"c": {"delay_s": 20.0}, "b": {**DEVICES["b"], "delay_s": 0.05}}
+    result = sweep(tmp_path, RayExecutor(grace_s=0.5), devices, targets=["device:c", "device:b"],
+                   timeout_s=0.5)  # the fake ignores the transport timeout: the driver's guard cancels it
+    c = [r for r in result.records if r.job.target == "device:c"]
+    assert [r.status for r in c] == ["invalid"] * 3
+    assert "cancelled: no answer within 1 s (not retried)" in c[0].reason
+    assert all("cancelled during m-fp32" in r.reason for r in c[1:])
+    assert (tmp_path / "devices" / "c" / "count").read_text() == "1"  # started once, never again
+    assert all(r.ok for r in result.records if r.job.target == "device:b")
+    # the killed actor gave its device back: the next sweep places a new one there
+    again = sweep(tmp_path / "again", RayExecutor(), {"c": {"delay_s": 0.05}}, targets=["device:c"])
+    assert not again.invalid
+
+
+def test_a_cluster_without_the_device_resource_is_refused():
+    with pytest.raises(UsageError, match="declares no resource for device:zz") as e:
+        RayExecutor().run({"device:zz": [object()]}, lambda t: None, timeout_s=1, on_record=print)  # type: ignore[list-item]
+    assert '"edgekit-device:device:zz": 1' in e.value.hint
+
+
+def test_targets_here_are_the_fake_devices():
+    assert set(TARGETS) <= set(FAKE_DEVICES)
