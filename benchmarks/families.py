@@ -13,7 +13,7 @@ Per model (default: one or two per family, the seven families of the zoo):
 * **fastest configuration** of each model on this CPU, with whether its lead is
   larger than the round-to-round spread;
 * **accuracy** on the embedded held-out split of each model trained on the
-  embedded training split (``edgekit.optimize.finetune``; ``benchmarks/families_accuracy.py``).
+  embedded training split (``edgekit.optimize.train.finetune``; ``benchmarks/families_accuracy.py``).
 
 Latency uses the default ImageNet input size with random-init weights (latency
 does not depend on weight values; efficientnet_lite0 carries its real ImageNet
@@ -146,8 +146,8 @@ def _torch_cell(p: Prepared, args: argparse.Namespace) -> tuple[Any, dict[str, A
 
 def _runtime_cell(p: Prepared, runtime: str, precision: str, graph: str,
                   args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    from edgekit.runtime.onnxruntime import OnnxRuntimeRunner
-    from edgekit.runtime.openvino import OpenVINORunner
+    from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner
+    from edgekit.runtime.openvino.runner import OpenVINORunner
 
     path = (p.static if graph == "static" else p.dynamic).model_path
     if runtime == "onnxruntime":

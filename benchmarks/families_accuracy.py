@@ -1,6 +1,6 @@
 """The accuracy part of benchmarks/families.py: train on the embedded data, evaluate on its held-out split.
 
-Each model is trained with :func:`edgekit.optimize.finetune.finetune` on the
+Each model is trained with :func:`edgekit.optimize.train.finetune.finetune` on the
 embedded animals training split at ``--train-size`` px for ``--epochs`` epochs,
 from random init (efficientnet_lite0 also from its real ImageNet weights), with
 ``select="last"``: the reported epoch is the last one, not the one that scored
@@ -50,7 +50,7 @@ def trained_artifact(model: str, init: str, args: argparse.Namespace, say: Say) 
     out = trained_dir(model, init, args)
     if (out / "edgekit.json").is_file():
         return load_artifact(out)  # verifies every file's sha256
-    from edgekit.optimize.finetune import FinetuneOptions, finetune
+    from edgekit.optimize.train.finetune import FinetuneOptions, finetune
 
     say(f"{model}: training from {init} weights, {args.epochs} epoch(s) at {args.train_size} px -> {out}")
     res = finetune(
@@ -74,8 +74,8 @@ def train_all(models: list[str], args: argparse.Namespace, *, say: Say) -> None:
 
 
 def _logits(art: Artifact, runtime: str, precision: str, x: np.ndarray, threads: int) -> tuple[np.ndarray, dict]:
-    from edgekit.runtime.onnxruntime import OnnxRuntimeRunner
-    from edgekit.runtime.openvino import OpenVINORunner
+    from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner
+    from edgekit.runtime.openvino.runner import OpenVINORunner
 
     if runtime == "onnxruntime":
         runner: Any = OnnxRuntimeRunner(art.model_path, threads=threads)
@@ -92,7 +92,7 @@ def _logits(art: Artifact, runtime: str, precision: str, x: np.ndarray, threads:
 def evaluate_one(model: str, init: str, args: argparse.Namespace, say: Say) -> dict[str, Any]:
     from edgekit.data.embedded import load_embedded
     from edgekit.data.sampling import preload
-    from edgekit.optimize.train_loop import TrainRecord
+    from edgekit.optimize.train.loop import TrainRecord
 
     art = trained_artifact(model, init, args, say)  # from the cache: train_all ran first
     m = art.manifest
@@ -150,7 +150,7 @@ def evaluate_all(models: list[str], args: argparse.Namespace, *, say: Say) -> di
     return {"rows": rows, "eval_cells": [f"{r}/{p}" for r, p in EVAL_CELLS], "reference": "onnxruntime/fp32",
             "recipe": {"epochs": args.epochs, "img_size": args.train_size, "select": "last", "seed": args.seed,
                        "threads": args.threads, "train_limit": args.train_limit, "data": "embedded (train split)",
-                       "other settings": "edgekit.optimize.finetune defaults (AdamW, warm-up + cosine, "
+                       "other settings": "edgekit.optimize.train.finetune defaults (AdamW, warm-up + cosine, "
                                          "label smoothing 0.1, its augmentation)"}}
 
 
@@ -162,7 +162,7 @@ def render_accuracy(acc: dict[str, Any], settings: dict[str, Any]) -> list[str]:
     r = acc["recipe"]
     md = [
         "## Accuracy on the embedded held-out split (models trained on the embedded training split)\n",
-        f"Trained with `edgekit.optimize.finetune` on the embedded animals training split "
+        f"Trained with `edgekit.optimize.train.finetune` on the embedded animals training split "
         f"({r['img_size']}x{r['img_size']} px, {r['epochs']} epochs, seed {r['seed']}, {r['threads']} threads"
         + (f", **only {r['train_limit']} training images: a smoke setting, not a result**" if r["train_limit"] else "")
         + "); the reported weights are the last epoch's (not selected on the held-out split). Random init unless "

@@ -77,7 +77,7 @@ def _ac_unseen(doc: dict[str, Any], run_dir: Path, budget: float = INT8_BAR_PTS)
     """
     from edgekit.bench.paired import compare_paired
     from edgekit.data.sampling import evaluation_indices
-    from edgekit.optimize.quant_data import _sha256_lines
+    from edgekit.optimize.quant.data import _sha256_lines
 
     results = {r["key"]: r for r in doc["results"]}
     out: dict[str, dict[str, Any]] = {}

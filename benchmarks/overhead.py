@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import artifact_for, real_samples, write_results  # noqa: E402
 
 from edgekit.bench.harness import measure_latency  # noqa: E402
-from edgekit.runtime.onnxruntime import OnnxRuntimeRunner  # noqa: E402
-from edgekit.runtime.openvino import OpenVINORunner  # noqa: E402
+from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner  # noqa: E402
+from edgekit.runtime.openvino.runner import OpenVINORunner  # noqa: E402
 
 BAR = 1.03
 Block = Callable[[float], dict[str, float]]  # run for ~s seconds -> {measure: p50 ms}

@@ -69,10 +69,10 @@ def _heldout_predictions(onnx_path: Path, artifact_dir: Path, threads: int) -> t
 
 def control(parent: Path, *, epochs: int, distill: bool, data: str, seed: int, threads: int) -> dict[str, Any]:
     from edgekit.export.onnx_export import export_torch_to_onnx
-    from edgekit.optimize import prune_source
-    from edgekit.optimize.distill import train
-    from edgekit.optimize.prune import PruneOptions, _recovery_data
-    from edgekit.optimize.train_loop import as_progress, deterministic, evaluate
+    from edgekit.optimize.prune import source as prune_source
+    from edgekit.optimize.train.distill import train
+    from edgekit.optimize.prune.prune import PruneOptions, _recovery_data
+    from edgekit.optimize.train.loop import as_progress, deterministic, evaluate
 
     t0 = time.perf_counter()
     opts = PruneOptions(source=str(parent), output=Path("unused"), finetune=data, epochs=epochs, distill=distill,

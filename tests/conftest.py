@@ -58,7 +58,7 @@ class TrainedArtifacts:
         self._factory = factory
 
     def __call__(self, name: str = TRAINED_DEFAULT_MODEL, **kw) -> Path:
-        from edgekit.optimize.finetune import FinetuneOptions, finetune
+        from edgekit.optimize.train.finetune import FinetuneOptions, finetune
 
         opts = {**TRAINED_DEFAULTS, **kw}
         key = (name, tuple(sorted(opts.items())))

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edgekit.build import BuildOptions, NothingToBuild, build_artifact, plan_build
-from edgekit.build.tensorrt_engine import environment_digest
+from edgekit.engines import BuildOptions, NothingToBuild, build_artifact, plan_build
+from edgekit.runtime.tensorrt.build import environment_digest
 from edgekit.cli.main import cli
 from edgekit.core.atomic import sha256_file
 from edgekit.core.errors import MissingDependencyError, ParityError, UsageError
@@ -324,7 +324,7 @@ def test_tensorrt_int8_refused_without_qdq_before_import(tiny_art, monkeypatch):
 
 @pytest.fixture
 def fake_trt(monkeypatch):
-    import edgekit.runtime.tensorrt as trt_mod
+    import edgekit.runtime.tensorrt.runner as trt_mod
 
     trt, cudart = RT.FakeTensorRT("10.3.0"), RT.FakeCudart()
     monkeypatch.setattr(trt_mod, "import_tensorrt", lambda: trt)
@@ -379,7 +379,7 @@ def test_tensorrt_engine_that_disagrees_writes_nothing(tiny_art, tmp_path, fake_
 
 # -- runner_for_artifact -----------------------------------------------------------------------------
 def test_runner_for_artifact_follows_the_format(tiny_art):
-    from edgekit.runtime.onnxruntime import OnnxRuntimeRunner
+    from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner
 
     assert isinstance(runner_for_artifact(tiny_art), OnnxRuntimeRunner)
     with pytest.raises(UsageError, match="tensorrt does not run onnx artifacts .*edgekit build"):
@@ -418,7 +418,7 @@ def mobilenet_art(export_artifact) -> Path:
 @pytest.mark.slow
 def test_mobilenet_ir_fp32_and_fp16(mobilenet_art, tmp_path):
     from edgekit.export.pipeline import parity_inputs
-    from edgekit.runtime.openvino import OpenVINORunner
+    from edgekit.runtime.openvino.runner import OpenVINORunner
 
     outs = {}
     for p in ("fp32", "fp16"):

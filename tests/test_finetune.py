@@ -30,8 +30,8 @@ from edgekit.data import (
     materialize_imagefolder,
     preprocess_image,
 )
-from edgekit.optimize.augment import AugmentConfig, Boxes, augment_batch, normalize, warp
-from edgekit.optimize.batches import TrainBatches, build_cache, duplicate_groups
+from edgekit.optimize.train.augment import AugmentConfig, Boxes, augment_batch, normalize, warp
+from edgekit.optimize.train.batches import TrainBatches, build_cache, duplicate_groups
 from edgekit.zoo.registry import get_model
 
 torch = pytest.importorskip("torch", reason="fine-tuning needs the 'torch' extra")
@@ -45,7 +45,7 @@ TINY = {"epochs": 1, "img_size": 32, "train_limit": 64, "batch_size": 16, "lr": 
 
 
 def _opts(tmp: Path, **kw):
-    from edgekit.optimize.finetune import FinetuneOptions
+    from edgekit.optimize.train.finetune import FinetuneOptions
 
     base = {"model": MODEL, "output": tmp, "weights": "none", **TINY}
     base.update(kw)
@@ -118,7 +118,7 @@ def test_duplicate_images_are_grouped():
 
 
 def test_kd_loss_matches_its_formula():
-    from edgekit.optimize.distill import kd_loss
+    from edgekit.optimize.train.distill import kd_loss
 
     g = torch.Generator().manual_seed(0)
     s = torch.randn(6, 5, generator=g, dtype=torch.float64)
@@ -143,7 +143,7 @@ def test_kd_loss_matches_its_formula():
 
 @pytest.mark.slow
 def test_same_seed_gives_identical_weights_and_another_seed_does_not(tmp_path):
-    from edgekit.optimize.finetune import finetune
+    from edgekit.optimize.train.finetune import finetune
 
     threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     a = finetune(_opts(tmp_path / "a"))
@@ -158,7 +158,7 @@ def test_same_seed_gives_identical_weights_and_another_seed_does_not(tmp_path):
 
 @pytest.mark.slow
 def test_checkpoint_reloads_without_pickle_and_gives_identical_logits(tmp_path):
-    from edgekit.optimize.finetune import checkpoint_metadata, finetune, load_finetuned
+    from edgekit.optimize.train.finetune import checkpoint_metadata, finetune, load_finetuned
     from edgekit.zoo.weights import load_model
 
     res = finetune(_opts(tmp_path / "ft"))
@@ -223,7 +223,7 @@ def test_trained_model_reaches_real_heldout_accuracy_and_the_artifact_says_how(t
 
 
 def test_heldout_split_of_a_folder_is_stratified_disjoint_deterministic_and_duplicate_aware(tmp_path):
-    from edgekit.optimize.splits import prepare
+    from edgekit.optimize.train.splits import prepare
 
     root = materialize_imagefolder(tmp_path / "imgs", split="train", per_class=10, seed=0)
     # copies of an image must land on the same side of the split
@@ -245,7 +245,7 @@ def test_heldout_split_of_a_folder_is_stratified_disjoint_deterministic_and_dupl
 
 
 def test_embedded_heldout_split_is_never_trained_on():
-    from edgekit.optimize.splits import prepare
+    from edgekit.optimize.train.splits import prepare
 
     spec = get_model(MODEL).preprocess.with_input_size(16)
     d = prepare("embedded", spec, train_limit=500, val_split=0.5)  # --val-split is ignored for the embedded set
@@ -257,7 +257,7 @@ def test_embedded_heldout_split_is_never_trained_on():
 @pytest.mark.slow
 def test_frozen_backbone_and_unfreeze_from_train_only_what_they_say(tmp_path):
     """Transfer from the only offline ImageNet weights (efficientnet_lite0): frozen parts do not move."""
-    from edgekit.optimize.finetune import finetune
+    from edgekit.optimize.train.finetune import finetune
     from edgekit.zoo.weights import load_model, lite0_package_file
 
     if lite0_package_file() is None:
@@ -278,8 +278,8 @@ def test_frozen_backbone_and_unfreeze_from_train_only_what_they_say(tmp_path):
 @pytest.mark.slow
 def test_a_model_sized_at_build_time_reloads_from_its_checkpoint(tmp_path):
     """CoAtNet sizes its attention tables for the input: a 64 px model is rebuilt at 64 px to reload."""
-    from edgekit.optimize.finetune import save_checkpoint
-    from edgekit.optimize.transfer import build_base
+    from edgekit.optimize.train.finetune import save_checkpoint
+    from edgekit.optimize.train.transfer import build_base
 
     entry = get_model("coatnet_0_rw_224")
     torch.manual_seed(0)
@@ -298,7 +298,7 @@ def test_a_model_sized_at_build_time_reloads_from_its_checkpoint(tmp_path):
 @pytest.mark.parametrize(("name", "head"), [("squeezenet1_1", "classifier.1"), ("shufflenet_v2_x1_0", "fc"),
                                             ("tv_mobilenet_v3_small", "classifier.3"), ("mobilenetv2_100", "classifier")])
 def test_new_head_and_freezing_for_timm_and_torchvision(name, head):
-    from edgekit.optimize.transfer import apply_freeze, head_name, replace_head, stage_names
+    from edgekit.optimize.train.transfer import apply_freeze, head_name, replace_head, stage_names
     from edgekit.zoo.builders import build_model
 
     entry = get_model(name)
@@ -392,7 +392,7 @@ def test_cli_empty_data_dir_and_unknown_stage(tmp_path):
                                  "-o", str(tmp_path / "o1")])
     assert r.exit_code == 2 and f"data directory {empty} is empty" in r.output
     # a stage name needs pretrained weights: use a checkpoint written here
-    from edgekit.optimize.finetune import save_checkpoint
+    from edgekit.optimize.train.finetune import save_checkpoint
     from edgekit.zoo.weights import load_model
 
     ckpt = tmp_path / "w.safetensors"
@@ -415,7 +415,7 @@ def test_cli_refuses_a_non_empty_output(tmp_path):
 
 
 def test_unreadable_images_are_skipped_and_recorded(tmp_path):
-    from edgekit.optimize.splits import prepare
+    from edgekit.optimize.train.splits import prepare
 
     root = materialize_imagefolder(tmp_path / "imgs", split="train", per_class=4, seed=0)
     (root / "Cat" / "broken.png").write_bytes(b"not a png")
@@ -433,8 +433,8 @@ def test_unreadable_images_are_skipped_and_recorded(tmp_path):
 
 @pytest.mark.slow
 def test_result_json_and_record_round_trip(tmp_path):
-    from edgekit.optimize.finetune import finetune
-    from edgekit.optimize.train_loop import TrainRecord
+    from edgekit.optimize.train.finetune import finetune
+    from edgekit.optimize.train.loop import TrainRecord
 
     res = finetune(_opts(tmp_path / "ft", model="squeezenet1_1", epochs=2, select="last", lr=None))
     assert res.recipe["lr"] == 1e-3  # no normalization layer: the from-scratch default of 5e-3 stalls at chance

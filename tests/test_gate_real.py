@@ -40,7 +40,7 @@ def trained(trained_artifact) -> Path:  # noqa: ANN001 - the conftest's TrainedA
 
 @pytest.fixture(scope="module")
 def int8(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from edgekit.optimize.quantize import QuantizeOptions, quantize
+    from edgekit.optimize.quant.quantize import QuantizeOptions, quantize
 
     out = tmp_path_factory.mktemp("gate-real-int8") / "int8"
     quantize(QuantizeOptions(artifact=trained, output=out, calib="embedded:train", calib_size=128, eval_size=200,

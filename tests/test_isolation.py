@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,17 +17,12 @@ DEVICE_MODULES = [
     "edgekit.core.atomic",
     "edgekit.core.specs",
     "edgekit.core.targets",
+    "edgekit.core.host",
     "edgekit.data",
     "edgekit.data.embedded",
     "edgekit.data.imagefolder",
     "edgekit.data.preprocess",
     "edgekit.data.sampling",
-    "edgekit.runtime",
-    "edgekit.runtime.base",
-    "edgekit.runtime.onnxruntime",
-    "edgekit.runtime.openvino",
-    "edgekit.runtime.tensorrt",
-    "edgekit.runtime.registry",
     "edgekit.bench",
     "edgekit.graph.profile",
     "edgekit.zoo.registry",
@@ -46,6 +42,14 @@ DEVICE_MODULES = [
     "edgekit.pipeline.ray_executor",
     "edgekit.pipeline.config",
 ]
+
+#: every module of the runtime backends and of the engine builder, found on disk: a new backend is covered
+_PKG = Path(__file__).resolve().parents[1] / "edgekit"
+DEVICE_MODULES += sorted(
+    ".".join(("edgekit", *f.relative_to(_PKG).with_suffix("").parts)).removesuffix(".__init__")
+    for sub in ("runtime", "engines")
+    for f in (_PKG / sub).rglob("*.py")
+)
 
 
 def _imported_after(code: str) -> set[str]:

@@ -591,7 +591,7 @@ class TestRuns:
 def test_every_cache_follows_one_root(monkeypatch, tmp_path):
     """Step cache, benchmark exports and TensorRT timing caches resolve the same root, same precedence."""
     from edgekit.bench import model_cache
-    from edgekit.build import tensorrt_engine
+    from edgekit.runtime.tensorrt import build as tensorrt_engine
     from edgekit.core.cache import cache_root
     from edgekit.pipeline.cache import StepCache
 

@@ -31,8 +31,8 @@ from click.testing import CliRunner
 from edgekit.cli.main import cli
 from edgekit.core.errors import ArtifactError
 from edgekit.core.manifest import MANIFEST_NAME, Manifest, load_artifact
-from edgekit.optimize.prune_bench import FASTER, NO_GAIN, NOT_MEASURED, SLOWER, verdict_from_ratios
-from edgekit.optimize.prune_structure import rounded_prune_count
+from edgekit.bench.paired_latency import FASTER, NO_GAIN, NOT_MEASURED, SLOWER, verdict_from_ratios
+from edgekit.optimize.prune.structure import rounded_prune_count
 
 torch = pytest.importorskip("torch", reason="pruning needs the 'torch' extra")
 pytest.importorskip("torch_pruning", reason="pruning needs the 'prune' extra")
@@ -86,8 +86,8 @@ _PRUNED: dict[tuple, tuple] = {}
 
 def _prune_family(name: str, *, ratio: float = 0.3, round_to: int = 8, global_pruning: bool = False):
     """(source, unpruned copy, pruned model, report), cached per arguments."""
-    from edgekit.optimize.prune_source import from_zoo
-    from edgekit.optimize.prune_structure import prune_structure
+    from edgekit.optimize.prune.source import from_zoo
+    from edgekit.optimize.prune.structure import prune_structure
 
     key = (name, ratio, round_to, global_pruning)
     if key not in _PRUNED:
@@ -165,7 +165,7 @@ def test_family_prunes_to_multiples_of_8_and_stays_consistent(name):
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_family_reloads_without_pickle_with_identical_logits(name, tmp_path, monkeypatch):
-    from edgekit.optimize import prune_config as pc
+    from edgekit.optimize.prune import config as pc
 
     src, _, model, report = _prune_family(name)
     cfg = pc.channel_config(model, src.entry, report, num_classes=NUM_CLASSES, build_kwargs=src.build_kwargs)
@@ -202,7 +202,7 @@ def test_shufflenet_keeps_every_block_output_for_the_channel_shuffle():
 
 
 def test_coatnet_keeps_attention_whole_and_prunes_mlp_and_conv_stages():
-    from edgekit.optimize.prune_structure import attention_modules
+    from edgekit.optimize.prune.structure import attention_modules
 
     _, original, model, report = _prune_family("coatnet_0_rw_224")
     attn = attention_modules(model)
@@ -255,14 +255,14 @@ def test_ratio_outside_0_1_is_refused_before_any_work(tmp_path):
 
 
 def _prune_to_artifact(tmp: Path, name: str, **kw):
-    from edgekit.optimize.prune import PruneOptions, prune
+    from edgekit.optimize.prune.prune import PruneOptions, prune
 
     opts = {"ratio": 0.3, "weights": "none", "num_classes": NUM_CLASSES, "img_size": SIZE, **FAST_BENCH, **kw}
     return prune(PruneOptions(source=name, output=tmp, **opts))
 
 
 def _check_artifact(result, name: str) -> None:
-    from edgekit.optimize.prune_config import load_pruned
+    from edgekit.optimize.prune.config import load_pruned
 
     art = load_artifact(result.artifact)
     m = art.manifest
@@ -284,7 +284,7 @@ def _check_artifact(result, name: str) -> None:
     import numpy as np
 
     from edgekit.export.pipeline import parity_inputs
-    from edgekit.runtime.onnxruntime import OnnxRuntimeRunner
+    from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner
 
     x, _ = parity_inputs(m.preprocess, n_real=2, n_random=0, seed=3)
     with torch.no_grad(), OnnxRuntimeRunner(art.model_path, threads=2) as r:
@@ -341,7 +341,7 @@ def test_quantized_artifact_is_refused(squeeze_artifact, tmp_path):
     m = load_artifact(squeeze_artifact.artifact).manifest
     q = _with_manifest(squeeze_artifact.artifact, tmp_path / "q", lineage=(*m.lineage, step))
     with pytest.raises(ArtifactError, match="prune before quantizing"):
-        from edgekit.optimize.prune_source import resolve
+        from edgekit.optimize.prune.source import resolve
 
         resolve(q, weights="imagenet", num_classes=None, img_size=None)
     assert not (tmp_path / "o").exists()
@@ -353,7 +353,7 @@ def test_qdq_graph_is_refused_even_when_the_manifest_says_fp32(tmp_path):
 
     from edgekit.core.manifest import WeightsInfo
     from edgekit.core.specs import TensorSpec
-    from edgekit.optimize.prune_source import check_prunable
+    from edgekit.optimize.prune.source import check_prunable
     from edgekit.zoo.registry import get_model
 
     d = tmp_path / "qdq"
@@ -379,7 +379,7 @@ def test_qdq_graph_is_refused_even_when_the_manifest_says_fp32(tmp_path):
 @pytest.mark.slow
 def test_recovery_with_distillation_improves_heldout_accuracy(trained_artifact, tmp_path):
     """conftest's trained model (mobilenetv3_small_100, 32 px, trained on the embedded set), pruned hard."""
-    from edgekit.optimize.prune import PruneOptions, prune
+    from edgekit.optimize.prune.prune import PruneOptions, prune
 
     res = prune(PruneOptions(source=trained_artifact.path, output=tmp_path / "rec", ratio=0.5, finetune="embedded",
                              epochs=2, train_limit=3000, threads=2, **FAST_BENCH))

@@ -17,9 +17,9 @@ from click.testing import CliRunner
 
 from edgekit.cli.main import cli
 from edgekit.core.errors import UsageError
-from edgekit.optimize.quant_control import accuracy_control
-from edgekit.optimize.quant_patterns import find_patterns, graph_from_onnx, graph_from_openvino
-from edgekit.optimize.quant_presets import PRESETS, resolve_preset
+from edgekit.optimize.quant.control import accuracy_control
+from edgekit.optimize.quant.patterns import find_patterns, graph_from_onnx, graph_from_openvino
+from edgekit.optimize.quant.presets import PRESETS, resolve_preset
 
 onnx = pytest.importorskip("onnx", reason="quantization needs onnx")
 
@@ -196,7 +196,7 @@ def _manifest(family: str = "mobilenetv3", batch: int | str = 1):
     ],
 )
 def test_plan_layout_follows_the_runtime(tmp_path: Path, target, method, runtime, layout, fmt):
-    from edgekit.optimize.quantize import QuantizeOptions, plan
+    from edgekit.optimize.quant.quantize import QuantizeOptions, plan
 
     p = plan(QuantizeOptions(artifact=tmp_path, output=tmp_path / "o", calib="embedded", target=target,
                              method=method), _manifest())
@@ -207,7 +207,7 @@ def test_plan_layout_follows_the_runtime(tmp_path: Path, target, method, runtime
 def test_plan_default_is_onnxruntime_u8s8_on_x86(tmp_path: Path):
     import platform
 
-    from edgekit.optimize.quantize import QuantizeOptions, plan
+    from edgekit.optimize.quant.quantize import QuantizeOptions, plan
 
     if platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip("the default layout depends on the host: U8S8 is the x86 choice")
@@ -216,7 +216,7 @@ def test_plan_default_is_onnxruntime_u8s8_on_x86(tmp_path: Path):
 
 
 def test_plan_refuses_nncf_for_tensorrt(tmp_path: Path):
-    from edgekit.optimize.quantize import QuantizeOptions, plan
+    from edgekit.optimize.quant.quantize import QuantizeOptions, plan
 
     with pytest.raises(UsageError, match="unsigned activations"):
         plan(QuantizeOptions(artifact=tmp_path, output=tmp_path / "o", calib="embedded", target="tensorrt",
@@ -238,7 +238,7 @@ def parent(request: pytest.FixtureRequest) -> Path:
 @pytest.fixture(scope="module")
 def run(parent: Path, tmp_path_factory: pytest.TempPathFactory):
     """quantize(parent, **kw) once per distinct kw in this module; returns (artifact dir, result)."""
-    from edgekit.optimize.quantize import QuantizeOptions, quantize
+    from edgekit.optimize.quant.quantize import QuantizeOptions, quantize
 
     results: dict[tuple, object] = {}
 
@@ -274,7 +274,7 @@ def _agreement(parent: Path, result, runtime: str) -> tuple[float, float, float 
     recomputed from the two artifacts alone on EVAL held-out images."""
     from edgekit.core.manifest import load_artifact
     from edgekit.data import evaluation_indices, load_embedded, preload
-    from edgekit.optimize.quant_data import run_logits
+    from edgekit.optimize.quant.data import run_logits
 
     pm = load_artifact(parent).manifest
     ds = load_embedded(split="heldout")
@@ -302,7 +302,7 @@ def _check_agreement(parent: Path, result, runtime: str) -> None:
 
 
 def _float_nodes(path: Path) -> list[str]:
-    from edgekit.optimize.quant_ort import float_nodes
+    from edgekit.optimize.quant.ort import float_nodes
 
     return float_nodes(onnx.load(str(path)))[1]
 
@@ -310,7 +310,7 @@ def _float_nodes(path: Path) -> list[str]:
 @pytest.mark.slow
 def test_ort_u8s8_keeps_agreement_and_records_paired_stats(run, parent: Path):
     from edgekit.core.manifest import load_artifact
-    from edgekit.optimize.quant_ort import qdq_report
+    from edgekit.optimize.quant.ort import qdq_report
 
     res = run()
     m = res.artifact.manifest
@@ -361,7 +361,7 @@ def test_mobilenetv3_preset_keeps_se_and_classifier_in_float(run):
 
 @pytest.mark.slow
 def test_tensorrt_layout_is_symmetric_int8(run, parent: Path):
-    from edgekit.optimize.quant_ort import qdq_report
+    from edgekit.optimize.quant.ort import qdq_report
 
     res = run(target="tensorrt")
     q = _q(res)
@@ -401,7 +401,7 @@ def test_ort_accuracy_control_honours_budget(run, parent: Path, tmp_path: Path):
     written (exit 1). Measured on the fixture model: plain INT8 drops 0.25 pt; 6 nodes back in float
     (squeeze-excite Muls and depthwise convs rank first) bring it to 0.00 in 6 evaluations."""
     from edgekit.core.errors import CheckFailed
-    from edgekit.optimize.quantize import QuantizeOptions, quantize
+    from edgekit.optimize.quant.quantize import QuantizeOptions, quantize
 
     base = _q(run(preset="default"))
     d0 = base["accuracy"]["drop_pts"]
@@ -500,7 +500,7 @@ def test_calibration_images_are_left_out_of_evaluation():
     from edgekit.core.manifest import Manifest, WeightsInfo
     from edgekit.core.specs import PreprocessSpec, TensorSpec
     from edgekit.data import embedded_class_names
-    from edgekit.optimize.quant_data import load_calibration, load_eval, source_key
+    from edgekit.optimize.quant.data import load_calibration, load_eval, source_key
 
     assert source_key("animals:train#00042") == source_key("animals#42") == "animals#42"
     assert source_key("/data/cats/x#1.png") == "/data/cats/x#1.png"
@@ -517,7 +517,7 @@ def test_calibration_images_are_left_out_of_evaluation():
 def test_calibration_images_of_any_size_and_mode_are_preprocessed_from_the_manifest(tmp_path: Path):
     from PIL import Image
 
-    from edgekit.optimize.quant_data import MIN_CALIB, load_calibration
+    from edgekit.optimize.quant.data import MIN_CALIB, load_calibration
 
     rng = np.random.default_rng(0)
     sizes = [(50, 40), (17, 90), (300, 200), (28, 28)]

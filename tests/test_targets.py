@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from edgekit.core.host import read_host_facts
 from edgekit.core.errors import UsageError
 from edgekit.core.specs import Precision
 from edgekit.core.targets import (
@@ -90,6 +91,11 @@ def test_unknown_target_lists_the_targets_and_close_matches():
     assert load_target("Jetson_Orin_Nano").name == "jetson-orin-nano"
 
 
+def _tree(root, model):
+    (root / "proc/device-tree").mkdir(parents=True)
+    (root / "proc/device-tree/model").write_bytes(model.encode() + b"\x00")  # the device tree ends it with NUL
+
+
 # -- --target jetson ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("model, expected", [
@@ -101,29 +107,26 @@ def test_unknown_target_lists_the_targets_and_close_matches():
     ("NVIDIA Jetson Xavier NX Developer Kit", "jetson-xavier-nx"),
 ])
 def test_jetson_resolves_from_the_device_tree(tmp_path, model, expected):
-    dt = tmp_path / "model"
-    dt.write_bytes(model.encode() + b"\x00")  # the device tree ends the string with NUL
-    assert load_target("jetson", device_tree_model=dt).name == expected
+    _tree(tmp_path, model)
+    assert load_target("jetson", facts=read_host_facts(root=tmp_path)).name == expected
 
 
 def test_jetson_elsewhere_says_how_to_run_on_one(tmp_path):
     with pytest.raises(UsageError) as e:
-        resolve_jetson(device_tree_model=tmp_path / "missing")
+        resolve_jetson(facts=read_host_facts(root=tmp_path / "missing"))
     msg = str(e.value)
     assert "needs a Jetson" in msg and "install edgekit on the Jetson with the TensorRT from JetPack" in msg
     assert "edgekit bench --target jetson" in msg
     assert all(n in msg for n in ("jetson-orin-nano", "jetson-orin-nx", "jetson-agx-orin", "jetson-xavier-nx"))
-    rpi = tmp_path / "rpi"
-    rpi.write_bytes(b"Raspberry Pi 5 Model B Rev 1.0\x00")
+    _tree(tmp_path / "rpi", "Raspberry Pi 5 Model B Rev 1.0")
     with pytest.raises(UsageError, match="Raspberry Pi 5"):
-        resolve_jetson(device_tree_model=rpi)
+        resolve_jetson(facts=read_host_facts(root=tmp_path / "rpi"))
 
 
 def test_a_jetson_without_a_profile_is_named(tmp_path):
-    dt = tmp_path / "model"
-    dt.write_bytes(b"NVIDIA Jetson AGX Xavier\x00")
+    _tree(tmp_path, "NVIDIA Jetson AGX Xavier")
     with pytest.raises(UsageError, match="'NVIDIA Jetson AGX Xavier'.*no built-in profile"):
-        load_target("jetson", device_tree_model=dt)
+        load_target("jetson", facts=read_host_facts(root=tmp_path))
 
 
 # -- user profiles and validation -------------------------------------------------------------------

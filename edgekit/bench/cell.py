@@ -30,12 +30,14 @@ from edgekit.bench.environment import Environment
 from edgekit.bench.harness import LatencyResult, ThroughputPoint, ThroughputResult, measure_latency, measure_throughput
 from edgekit.bench.inputs import ArtifactInputs, EvalSet
 from edgekit.bench.memory import MemorySampler
-from edgekit.bench.plan import OV_HINT, Cell, artifact_format
+from edgekit.bench.plan import Cell, artifact_format
 from edgekit.bench.results import BenchResult
 from edgekit.core.errors import ArtifactError, DataError, EdgekitError, UsageError
 from edgekit.core.manifest import Artifact
 from edgekit.core.target_schema import RuntimeSpec, TargetProfile
+from edgekit.runtime.backend import BatchMode, OpenRequest
 from edgekit.runtime.base import Runner
+from edgekit.runtime.registry import resolve_runtime, runner_for_artifact
 
 log = logging.getLogger(__name__)
 
@@ -72,25 +74,15 @@ def resolve_threads(ctx: CellContext, spec: RuntimeSpec) -> int:
 
 def open_runner(artifact: Artifact, spec: RuntimeSpec, precision: str, *, threads: int | None,
                 streams: int | None, batch: int | None) -> Runner:
-    """A runner for ``artifact`` on ``spec``, not yet activated. ``batch``: OpenVINO's static batch.
-
-    OpenVINO gets the inference precision explicitly (never its silent bf16 default), except for an
-    IR, which runs at the inference precision its manifest records (:func:`runner_for_artifact`).
+    """A runner for ``artifact`` on ``spec``, not yet activated. ``batch``: the static batch to compile
+    (a runtime that reshapes, :attr:`BatchMode.RESHAPE`). The backend turns the cell into runner options
+    (:attr:`~edgekit.runtime.backend.Backend.options`; e.g. OpenVINO gets the inference precision explicitly,
+    never its silent bf16 default).
     """
-    from edgekit.runtime.registry import runner_for_artifact
-
-    if spec.runtime == "onnxruntime":
-        providers = [spec.provider or "CPUExecutionProvider"]
-        if providers[0] != "CPUExecutionProvider":
-            providers.append("CPUExecutionProvider")
-        return runner_for_artifact(artifact, runtime="onnxruntime", threads=threads, providers=providers)
-    if spec.runtime == "openvino":
-        options: dict[str, Any] = {"device": spec.device, "hint": "latency", "streams": streams, "threads": threads,
-                                   "batch": batch}
-        if artifact_format(artifact.manifest) != "openvino-ir" or "inference_precision" not in artifact.manifest.extra:
-            options["precision"] = OV_HINT[precision]
-        return runner_for_artifact(artifact, runtime="openvino", **options)
-    return runner_for_artifact(artifact, runtime=spec.runtime)
+    backend = resolve_runtime(spec.runtime)
+    options = backend.options(OpenRequest(spec=spec, precision=precision, manifest=artifact.manifest,
+                                          threads=threads, streams=streams, batch=batch))
+    return runner_for_artifact(artifact, runtime=backend.name, **options)
 
 
 def check_input_specs(name: str, declared: Sequence[Any], actual: Sequence[Any], image_size: tuple[int, int]) -> None:
@@ -186,21 +178,19 @@ def run_cell(ctx: CellContext, cell: Cell, artifact: Artifact, name: str, inputs
     spec, m = cell.spec, artifact.manifest
     static = m.input.shape[0] if isinstance(m.input.shape[0], int) and m.input.shape[0] > 0 else None
     fmt = artifact_format(m)
-    threads = resolve_threads(ctx, spec) if spec.runtime != "tensorrt" else None
+    backend = resolve_runtime(spec.runtime)
+    threads = resolve_threads(ctx, spec) if backend.takes_threads else None
     streams = spec.streams or ctx.target.streams
     # the deployment shape: batch 1 where the runtime can give it
-    primary_batch = static or 1
-    if spec.runtime == "openvino":
-        primary_batch = 1
-    elif spec.runtime == "onnxruntime" and static is None:
-        primary_batch = 1
+    reshapes = backend.batching is BatchMode.RESHAPE
+    primary_batch = 1 if reshapes else static or 1
     warnings: list[str] = []
     with MemorySampler() as mem:
         load = _span(progress, "load")
         load("loading", 0.0)
         t0 = time.perf_counter_ns()
         runner = open_runner(artifact, spec, cell.precision, threads=threads, streams=streams,
-                             batch=primary_batch if spec.runtime == "openvino" else None)
+                             batch=primary_batch if reshapes else None)
         try:
             runner.activate()
         except (ArtifactError, DataError):
@@ -257,10 +247,10 @@ def _measure(ctx: CellContext, cell: Cell, artifact: Artifact, runner: Runner, i
                   _span(progress, "throughput"))
     acc, acc_skip = None, inputs.accuracy_skipped
     if inputs.eval is not None:
-        dynamic_ort = spec.runtime == "onnxruntime" and static is None
-        batch = ctx.eval_batch if dynamic_ort else primary_batch
+        free = resolve_runtime(spec.runtime).batching is BatchMode.DECLARED and static is None
+        batch = ctx.eval_batch if free else primary_batch
         acc = evaluate(runner, inputs.eval, in_name=in_name, out_name=out_name, batch=batch,
-                       static=not dynamic_ort, dtype=runner.inputs[0].dtype, class_names=m.labels,
+                       static=not free, dtype=runner.inputs[0].dtype, class_names=m.labels,
                        progress=_span(progress, "accuracy"))
     return lat, lat_skip, tput, acc, acc_skip
 
@@ -270,6 +260,7 @@ def _sweep(ctx: CellContext, cell: Cell, artifact: Artifact, runner: Runner, inp
            streams: int | None, progress: Callable[[str, float], None]) -> ThroughputResult:
     """The offline batch sweep; batch 1 reuses the latency window (same protocol: one request in flight)."""
     spec = cell.spec
+    backend = resolve_runtime(spec.runtime)
     points: list[ThroughputPoint] = []
     n = len(ctx.batch_sizes)
     for i, b in enumerate(ctx.batch_sizes):
@@ -281,12 +272,12 @@ def _sweep(ctx: CellContext, cell: Cell, artifact: Artifact, runner: Runner, inp
             continue
         own: Runner | None = None
         use: Runner = runner
-        if spec.runtime == "onnxruntime" and static is not None and b != static:
+        if backend.batching is BatchMode.DECLARED and static is not None and b != static:
             points.append(ThroughputPoint(batch_size=b, error=f"not run: the ONNX graph has a static batch of "
-                                          f"{static}; onnxruntime runs only that batch (export with --dynamic-batch "
-                                          "to sweep)"))
+                                          f"{static}; {backend.name} runs only that batch (export with "
+                                          "--dynamic-batch to sweep)"))
             continue
-        if spec.runtime == "openvino" and b != primary_batch:
+        if backend.batching is BatchMode.RESHAPE and b != primary_batch:
             try:
                 own = open_runner(artifact, spec, cell.precision, threads=threads, streams=streams, batch=b)
                 own.activate()
@@ -311,4 +302,5 @@ def _sweep(ctx: CellContext, cell: Cell, artifact: Artifact, runner: Runner, inp
         "mode": "offline, one batch in flight; samples/s = samples / wall time of the window",
         "batch_1": "the single-stream latency window" if lat is not None else "measured",
         "n_distinct_samples": len(inputs.samples),
-        "reshape": "OpenVINO compiles one static-batch model per batch size" if spec.runtime == "openvino" else None})
+        "reshape": (f"{backend.label} compiles one static-batch model per batch size"
+                    if backend.batching is BatchMode.RESHAPE else None)})

@@ -30,51 +30,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from edgekit.core.errors import MissingDependencyError, UsageError
-from edgekit.core.lazy import EXTRA_OF, available
+from edgekit.core.lazy import available
 from edgekit.core.manifest import Manifest
 from edgekit.core.target_schema import PRECISIONS, RuntimeSpec, TargetProfile
-from edgekit.runtime.registry import resolve_runtime
-
-#: manifest ``format`` -> the runtimes that read it
-RUNTIME_FORMATS: dict[str, tuple[str, ...]] = {
-    "onnx": ("onnxruntime", "openvino"),
-    "openvino-ir": ("openvino",),
-    "tensorrt-engine": ("tensorrt",),
-}
-_FORMAT_ALIASES = {"ir": "openvino-ir", "openvino": "openvino-ir", "engine": "tensorrt-engine",
-                   "tensorrt": "tensorrt-engine"}
-#: edgekit precision -> OpenVINO INFERENCE_PRECISION_HINT (int8 layers run in int8 whatever the hint)
-OV_HINT = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
+from edgekit.runtime.registry import FORMAT_RUNTIMES, canonical_format, resolve_runtime
 
 
 def artifact_format(manifest: Manifest) -> str:
-    fmt = str(manifest.format).strip().lower()
-    return _FORMAT_ALIASES.get(fmt, fmt)
+    return canonical_format(manifest.format)
 
 
 def allowed_precisions(runtime: str, fmt: str, artifact_precision: str) -> tuple[str, ...]:
     """The precisions ``runtime`` can execute from an artifact of ``fmt`` built at ``artifact_precision``."""
-    if runtime not in RUNTIME_FORMATS.get(fmt, ()):
-        return ()
-    if runtime == "openvino" and fmt == "onnx" and artifact_precision == "fp32":
-        return ("fp32", "bf16", "fp16")
-    return (artifact_precision,)
+    return resolve_runtime(runtime).allowed_precisions(fmt, artifact_precision)
 
 
 def _format_reason(runtime: str, fmt: str) -> str:
-    if runtime == "tensorrt" and fmt == "onnx":
-        return ("TensorRT runs engines built on the device: build one from this ONNX artifact on the target "
-                "('edgekit build --runtime tensorrt') and benchmark that")
-    readers = ", ".join(r for r, fmts in _readers().items() if fmt in fmts) or "no installed runtime"
+    backend = resolve_runtime(runtime)
+    if fmt == "onnx" and backend.onnx_reason:
+        return backend.onnx_reason
+    readers = ", ".join(FORMAT_RUNTIMES.get(fmt, ())) or "no installed runtime"
     return f"{runtime} cannot read a {fmt} artifact (read by: {readers})"
-
-
-def _readers() -> dict[str, tuple[str, ...]]:
-    out: dict[str, list[str]] = {}
-    for fmt, rts in RUNTIME_FORMATS.items():
-        for r in rts:
-            out.setdefault(r, []).append(fmt)
-    return {k: tuple(v) for k, v in out.items()}
 
 
 @dataclass(frozen=True)
@@ -119,17 +95,15 @@ def select_runtimes(target: TargetProfile, wanted: Sequence[str] | None) -> list
         specs = [s for s in target.runtimes if s in chosen]  # keep the profile's preference order
     out: list[tuple[RuntimeSpec, str | None]] = []
     for s in specs:
-        requires = resolve_runtime(s.runtime).requires
-        if available(requires):
+        backend = resolve_runtime(s.runtime)
+        if available(backend.requires):
             out.append((s, None))
         elif s.runtime in explicit:
-            raise MissingDependencyError(requires, EXTRA_OF.get(requires, s.runtime),
-                                         purpose=f"--runtime {s.runtime}")
+            raise MissingDependencyError(backend.requires, backend.extra, purpose=f"--runtime {s.runtime}")
         else:
-            extra = EXTRA_OF.get(requires, s.runtime)
-            out.append((s, f"{s.runtime} is not installed (pip install 'edgekit[{extra}]')"))
+            out.append((s, f"{s.runtime} is not installed (pip install 'edgekit[{backend.extra}]')"))
     if not any(reason is None for _, reason in out):
-        extras = sorted({EXTRA_OF.get(resolve_runtime(s.runtime).requires, s.runtime) for s, _ in out})
+        extras = sorted({resolve_runtime(s.runtime).extra for s, _ in out})
         raise MissingDependencyError(
             "/".join(sorted({resolve_runtime(s.runtime).requires for s, _ in out})),
             ",".join(extras), purpose=f"none of target {target.name}'s runtimes is installed")
@@ -179,7 +153,8 @@ def plan_cells(manifests: Sequence[Manifest], target: TargetProfile, *, runtimes
                                                  f"(it lists {', '.join(spec.precisions)})"))
                 elif asked is not None:
                     how = ("a quantized (Q/DQ) artifact: 'edgekit quantize'" if p == "int8"
-                           else f"an {p} artifact" if spec.runtime != "openvino" else "an fp32 ONNX artifact")
+                           else "an fp32 ONNX artifact" if resolve_runtime(spec.runtime).onnx_precisions
+                           else f"an {p} artifact")
                     cells.append(Cell(i, spec, p, f"this {art_prec} {fmt} artifact cannot run {p} on "
                                                  f"{spec.runtime}; {p} needs {how}", artifact_cannot=True))
     # an asked precision another artifact gives on that runtime needs no "this one cannot" row

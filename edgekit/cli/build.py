@@ -57,7 +57,7 @@ def build_cmd(
     verification fails, nothing is written (exit 1). When the target runs the
     ONNX with ONNX Runtime there is nothing to build (exit 2).
     """
-    from edgekit.build import BuildOptions, build_artifact
+    from edgekit.engines import BuildOptions, build_artifact
 
     opts = BuildOptions(
         artifact=artifact,

@@ -115,8 +115,8 @@ def finetune_cmd(
     training record and dataset fingerprint). The held-out split is never
     trained on.
     """
-    from edgekit.optimize.augment import AugmentConfig
-    from edgekit.optimize.finetune import FinetuneOptions, finetune
+    from edgekit.optimize.train.augment import AugmentConfig
+    from edgekit.optimize.train.finetune import FinetuneOptions, finetune
 
     opts = FinetuneOptions(
         model=model,

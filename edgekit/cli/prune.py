@@ -10,7 +10,7 @@ import click
 from edgekit.cli import ui
 
 if TYPE_CHECKING:
-    from edgekit.optimize.prune import PruneResult
+    from edgekit.optimize.prune.prune import PruneResult
 
 
 def _fmt_count(n: int) -> str:
@@ -91,7 +91,7 @@ def prune_cmd(
     --require-speedup asks for a minimum.
     """
     from edgekit.core.errors import CheckFailed, UsageError
-    from edgekit.optimize.prune import PruneOptions, prune
+    from edgekit.optimize.prune.prune import PruneOptions, prune
 
     if require_speedup is not None and bench_rounds == 0:
         raise UsageError("--require-speedup needs a latency measurement; drop --bench-rounds 0")

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from edgekit.cli import ui
-from edgekit.optimize.quant_presets import preset_names
+from edgekit.optimize.quant.presets import preset_names
 
 
 @click.command("quantize")
@@ -48,7 +48,7 @@ def quantize_cmd(artifact: Path, calib: str | None, precision: str, method: str 
     manifest. Exit 2 on bad input, 1 when --max-drop cannot be met (nothing
     is written then).
     """
-    from edgekit.optimize.quantize import QuantizeOptions, quantize
+    from edgekit.optimize.quant.quantize import QuantizeOptions, quantize
 
     opts = QuantizeOptions(
         artifact=artifact, output=output, calib=calib, precision=precision, method=method, target=target,

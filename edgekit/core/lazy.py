@@ -8,22 +8,24 @@ from types import ModuleType
 
 from edgekit.core.errors import MissingDependencyError
 
-#: module -> the extra of edgekit that installs it
+#: module -> the extra of edgekit that installs it. Each runtime backend registers its own modules
+#: (:mod:`edgekit.runtime.registry`, loaded by ``import edgekit``); core names no runtime.
 EXTRA_OF: dict[str, str] = {
     "torch": "torch",
     "torchvision": "torch",
     "timm": "torch",
     "safetensors": "torch",
     "onnxscript": "torch",
-    "onnxruntime": "onnxruntime",
-    "openvino": "openvino",
     "nncf": "openvino",
-    "tensorrt": "tensorrt",
     "polygraphy": "tensorrt",
-    "cuda": "tensorrt",
     "torch_pruning": "prune",
     "ray": "ray",
 }
+
+
+def register_extra(module: str, extra: str) -> None:
+    """Record that ``pip install 'edgekit[<extra>]'`` installs ``module``."""
+    EXTRA_OF[module] = extra
 
 
 def require(module: str, *, purpose: str = "") -> ModuleType:

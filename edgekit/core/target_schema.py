@@ -12,6 +12,7 @@ Schema (version 1; [] = optional)::
     name, description, family (cpu|intel|jetson|rpi|nvidia-gpu|other)
     [arch = ["x86_64", "aarch64"]]  [notes = ["..."]]
     [detect]        device_tree = ["orin nano"]       # substrings of /proc/device-tree/model
+                    module = ["p3767-0005"]           # Jetson module P-numbers (the reliable key)
     [hardware]      cpu, cpu_cores, accelerator, cuda_compute_capability, dla_cores, power_rails
     [memory]        size_gb, type, bandwidth_gbps, source (required with a figure), note
     [peak_compute]  note (required when no values)
@@ -24,24 +25,34 @@ Schema (version 1; [] = optional)::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from edgekit.core.errors import UsageError
 from edgekit.core.specs import Precision
 
 SCHEMA_VERSION = 1
 PRECISIONS = tuple(str(p) for p in Precision)
-RUNTIME_DEVICES: dict[str, tuple[str, ...]] = {
-    "onnxruntime": ("CPU", "CUDA", "TensorRT", "OpenVINO"),
-    "openvino": ("CPU", "GPU", "NPU", "AUTO"),
-    "tensorrt": ("GPU", "DLA"),
-}
-#: onnxruntime device -> its execution provider (the default when a profile names none)
-ORT_PROVIDERS = {"CPU": "CPUExecutionProvider", "CUDA": "CUDAExecutionProvider",
-                 "TensorRT": "TensorrtExecutionProvider", "OpenVINO": "OpenVINOExecutionProvider"}
 FAMILIES = ("cpu", "intel", "jetson", "rpi", "nvidia-gpu", "other")
 ARCHES = ("x86_64", "aarch64")
+
+
+@dataclass(frozen=True)
+class RuntimeRules:
+    """What a profile may say about one runtime; each backend registers its own (core names no runtime)."""
+
+    devices: tuple[str, ...]
+    providers: Mapping[str, str]  # device -> execution provider, for a runtime that takes one
+    device_precisions: Mapping[str, tuple[str, ...]]  # device -> the only precisions it runs there
+
+
+#: runtime name -> its rules, filled by :mod:`edgekit.runtime.registry` (``import edgekit`` loads it)
+RUNTIME_RULES: dict[str, RuntimeRules] = {}
+
+
+def register_runtime_rules(name: str, rules: RuntimeRules) -> None:
+    RUNTIME_RULES[name] = rules
 
 
 @dataclass(frozen=True)
@@ -127,6 +138,7 @@ class TargetProfile:
     cv_threshold: float = 0.10
     notes: tuple[str, ...] = ()
     device_tree_match: tuple[str, ...] = ()
+    module_match: tuple[str, ...] = ()  # Jetson module P-numbers ("p3767-0005")
     source: str = ""  # the file it was read from, as shown in messages
 
     def peak(self, precision: str) -> PeakCompute | None:
@@ -153,7 +165,7 @@ class TargetProfile:
         d: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION, "name": self.name, "description": self.description,
             "family": self.family, "arch": list(self.arch), "notes": list(self.notes),
-            "detect": {"device_tree": list(self.device_tree_match)},
+            "detect": {"device_tree": list(self.device_tree_match), "module": list(self.module_match)},
             "hardware": _drop_none(self.hardware.__dict__ | {"power_rails": list(self.hardware.power_rails)}),
             "memory": _drop_none(self.memory.__dict__),
             "peak_compute": {"note": self.peak_note, "values": [_drop_none(p.__dict__) for p in self.peak_compute]},
@@ -193,7 +205,7 @@ class _Table:
     def field(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 
-    def fail(self, msg: str, key: str | None = None) -> None:
+    def fail(self, msg: str, key: str | None = None) -> NoReturn:
         where = self.field(key) if key is not None else (self.path or "(top level)")
         raise UsageError(f"{self.origin}: {where}: {msg}")
 
@@ -257,7 +269,7 @@ def parse_target(data: dict[str, Any], *, origin: str) -> TargetProfile:
         t.fail(f"{family!r} is not one of {', '.join(FAMILIES)}", "family")
 
     det = t.sub("detect")
-    det.only("device_tree")
+    det.only("device_tree", "module")
     hw = t.sub("hardware")
     hw.only("cpu", "cpu_cores", "accelerator", "cuda_compute_capability", "dla_cores", "power_rails")
     hardware = HardwareSpec(cpu=hw.text("cpu"), cpu_cores=hw.positive("cpu_cores"),
@@ -305,23 +317,26 @@ def parse_target(data: dict[str, Any], *, origin: str) -> TargetProfile:
     runtimes = []
     for r in t.items("runtimes"):
         r.only("runtime", "device", "precisions", "provider", "threads", "streams", "note")
-        rt = r.text("runtime", required=True)
-        if rt not in RUNTIME_DEVICES:
-            r.fail(f"{rt!r} is not one of {', '.join(RUNTIME_DEVICES)}", "runtime")
-        dev = r.text("device", required=True)
-        if dev not in RUNTIME_DEVICES[rt]:
-            r.fail(f"{dev!r} is not one of {', '.join(RUNTIME_DEVICES[rt])} for {rt}", "device")
+        rt = r.text("runtime", required=True) or ""
+        rules = RUNTIME_RULES.get(rt)
+        if rules is None:
+            r.fail(f"{rt!r} is not one of {', '.join(RUNTIME_RULES)}", "runtime")
+        dev = r.text("device", required=True) or ""
+        if dev not in rules.devices:
+            r.fail(f"{dev!r} is not one of {', '.join(rules.devices)} for {rt}", "device")
         precs = r.strings("precisions", choices=PRECISIONS, required=True)
         if not precs:
             r.fail("must list at least one precision", "precisions")
-        if rt == "tensorrt" and dev == "DLA" and set(precs) - {"fp16", "int8"}:
-            r.fail(f"DLA runs fp16 and int8 only, got {', '.join(precs)}", "precisions")
+        only = rules.device_precisions.get(dev)
+        if only and set(precs) - set(only):
+            r.fail(f"{dev} runs {' and '.join(only)} only, got {', '.join(precs)}", "precisions")
         provider = r.text("provider")
-        if rt == "onnxruntime" and provider not in (None, ORT_PROVIDERS[dev]):
-            r.fail(f"{provider!r} does not run on {dev}; use {ORT_PROVIDERS[dev]}", "provider")
-        if rt != "onnxruntime" and provider is not None:
-            r.fail(f"only onnxruntime takes an execution provider, not {rt}", "provider")
-        provider = ORT_PROVIDERS[dev] if rt == "onnxruntime" else None
+        if rules.providers and provider not in (None, rules.providers[dev]):
+            r.fail(f"{provider!r} does not run on {dev}; use {rules.providers[dev]}", "provider")
+        if not rules.providers and provider is not None:
+            takers = " or ".join(n for n, x in RUNTIME_RULES.items() if x.providers)
+            r.fail(f"only {takers} takes an execution provider, not {rt}", "provider")
+        provider = rules.providers[dev] if rules.providers else None
         runtimes.append(RuntimeSpec(runtime=rt, device=dev, precisions=precs, provider=provider,
                                     threads=r.positive("threads"), streams=r.positive("streams"),
                                     note=r.text("note") or ""))
@@ -355,5 +370,6 @@ def parse_target(data: dict[str, Any], *, origin: str) -> TargetProfile:
         threads=dft.positive("threads"), streams=dft.positive("streams") or 1, batch_sizes=batch,
         warmup_s=2.0 if warmup is None else warmup, cv_threshold=0.10 if cv is None else cv,
         notes=t.strings("notes"), device_tree_match=tuple(s.lower() for s in det.strings("device_tree")),
+        module_match=tuple(s.lower() for s in det.strings("module")),
         source=origin,
     )

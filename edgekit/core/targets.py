@@ -3,7 +3,7 @@
 A profile is a TOML file (schema in :mod:`edgekit.core.target_schema`, examples in the top-level
 ``targets/`` directory, shipped inside the wheel as ``edgekit/targets``).
 :func:`load_target` takes a built-in name (``jetson-orin-nano``), the word
-``jetson`` (the Jetson this host is, read from the device tree) or a path to
+``jetson`` (the Jetson this host is, from :mod:`edgekit.core.host`'s facts) or a path to
 the user's own TOML file. Every field is validated; an error names the file and
 the field (``targets/foo.toml: runtimes[1].precisions: 'int4' is not one of
 fp32, fp16, bf16, int8``).
@@ -18,17 +18,18 @@ from __future__ import annotations
 import difflib
 import os
 import sys
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from edgekit.core.errors import UsageError
+from edgekit.core.host import JETSON_MODULES, HostFacts, read_host_facts
 from edgekit.core.target_schema import (
     ARCHES,
     FAMILIES,
-    ORT_PROVIDERS,
     PRECISIONS,
-    RUNTIME_DEVICES,
+    RUNTIME_RULES,
     SCHEMA_VERSION,
     HardwareSpec,
     MemorySpec,
@@ -45,12 +46,11 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 __all__ = [
-    "ARCHES", "FAMILIES", "ORT_PROVIDERS", "PRECISIONS", "RUNTIME_DEVICES", "SCHEMA_VERSION", "HardwareSpec", "MemorySpec",
+    "ARCHES", "FAMILIES", "PRECISIONS", "RUNTIME_RULES", "SCHEMA_VERSION", "HardwareSpec", "MemorySpec",
     "PeakCompute", "PowerMode", "RuntimeSpec", "TargetProfile", "builtin_target_names", "builtin_targets_dir",
-    "list_targets", "load_target", "load_target_file", "parse_target", "read_device_tree_model", "resolve_jetson",
+    "TargetResolution", "list_targets", "load_target", "load_target_file", "parse_target", "resolve_jetson",
+    "resolve_target",
 ]
-
-DEVICE_TREE_MODEL_PATHS = (Path("/proc/device-tree/model"), Path("/sys/firmware/devicetree/base/model"))
 
 
 # -- loading ------------------------------------------------------------------
@@ -109,17 +109,17 @@ def _load_builtin(name: str, entry: Any) -> TargetProfile:
     return profile
 
 
-def load_target(name_or_path: str | os.PathLike[str], *,
-                device_tree_model: str | os.PathLike[str] | None = None) -> TargetProfile:
+def load_target(name_or_path: str | os.PathLike[str], *, facts: HostFacts | None = None) -> TargetProfile:
     """A built-in target by name, ``jetson`` (this Jetson), or a user's TOML file.
 
-    ``device_tree_model`` overrides the file read to identify a Jetson (for tests).
+    ``facts`` are the host facts to identify a Jetson by (default: this host's, read by
+    :func:`edgekit.core.host.read_host_facts`; tests and remote devices pass theirs).
     """
     if isinstance(name_or_path, os.PathLike) or str(name_or_path).endswith(".toml") or os.sep in str(name_or_path):
         return load_target_file(name_or_path)
     name = str(name_or_path).strip().lower().replace("_", "-")
     if name == "jetson":
-        return resolve_jetson(device_tree_model=device_tree_model)
+        return resolve_jetson(facts=facts)
     files = _builtin_files()
     if name in files:
         return _load_builtin(name, files[name])
@@ -130,32 +130,68 @@ def load_target(name_or_path: str | os.PathLike[str], *,
                           "'jetson' (this Jetson), or a path to a .toml profile")
 
 
-def read_device_tree_model(paths: tuple[Path, ...] = DEVICE_TREE_MODEL_PATHS) -> str | None:
-    """The board name from the device tree, without its trailing NUL; None when absent."""
-    for p in paths:
-        try:
-            return Path(p).read_bytes().rstrip(b"\x00\n ").decode("utf-8", "replace").strip()
-        except OSError:
-            continue
-    return None
+# -- resolution from host facts ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TargetResolution:
+    """Which built-in profile a host is, and why; ``profile`` None with ``reason`` when none fits."""
+
+    profile: TargetProfile | None
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.profile is not None
 
 
-def resolve_jetson(*, device_tree_model: str | os.PathLike[str] | None = None) -> TargetProfile:
-    """The Jetson profile matching this host's device-tree model; UsageError elsewhere."""
-    paths = (Path(device_tree_model),) if device_tree_model is not None else DEVICE_TREE_MODEL_PATHS
-    model = read_device_tree_model(paths)
+def _norm(text: str) -> str:
+    return " ".join(text.lower().replace("-", " ").split())
+
+
+def resolve_target(facts: HostFacts, *, profiles: tuple[TargetProfile, ...] | None = None) -> TargetResolution:
+    """The built-in profile a host's own facts name.
+
+    Jetson: by module P-number first (memory variants share one model string, and a carrier board changes
+    it); a known P-number without a profile resolves to none, never to the closest model string. Then the
+    device-tree model (Jetson, Raspberry Pi). Else by CPU: ``intel-cpu`` for an Intel x86_64 CPU, ``cpu``
+    for any other x86_64/aarch64 host.
+    """
+    profiles = list_targets() if profiles is None else profiles
+    if facts.jetson_module:
+        for p in profiles:
+            if facts.jetson_module in p.module_match:
+                return TargetResolution(p, f"Jetson module {facts.jetson_module}")
+        what = JETSON_MODULES.get(facts.jetson_module, "an unlisted module")
+        return TargetResolution(None, f"Jetson module {facts.jetson_module} ({what}) has no built-in profile")
+    if facts.board:
+        low = _norm(facts.board)
+        for p in profiles:
+            if any(m in low for m in p.device_tree_match):
+                return TargetResolution(p, f"device-tree model {facts.board!r}")
+        if facts.is_jetson or low.startswith("raspberry pi"):
+            return TargetResolution(None, f"board {facts.board!r} has no built-in profile")
+    by_name = {p.name: p for p in profiles}
+    if facts.arch == "x86_64" and "intel" in (facts.cpu_model or "").lower() and "intel-cpu" in by_name:
+        return TargetResolution(by_name["intel-cpu"], f"Intel CPU {facts.cpu_model!r}")
+    if "cpu" in by_name and facts.arch in by_name["cpu"].arch:
+        return TargetResolution(by_name["cpu"], f"{facts.arch} CPU {facts.cpu_model or '(model unknown)'}")
+    return TargetResolution(None, f"no built-in profile for a {facts.arch} host")
+
+
+def resolve_jetson(*, facts: HostFacts | None = None) -> TargetProfile:
+    """The Jetson profile this host's facts name; UsageError elsewhere or when none fits."""
+    facts = read_host_facts() if facts is None else facts
     jetsons = [p for p in list_targets() if p.family == "jetson"]
     names = ", ".join(p.name for p in jetsons)
-    if model is None or "jetson" not in model.lower():
-        seen = f"this host is {model!r}" if model else f"no device-tree model at {paths[0]}"
+    if not facts.is_jetson:
+        seen = f"this host is {facts.board!r}" if facts.board else f"this host is a {facts.arch} {facts.cpu_model or 'CPU'}"
         raise UsageError(
             f"--target jetson needs a Jetson, and {seen}",
             hint="install edgekit on the Jetson with the TensorRT from JetPack and run "
-                 f"'edgekit bench --target jetson' there, or pass a Jetson profile name explicitly: {names}")
-    low = " ".join(model.lower().replace("-", " ").split())
-    for p in jetsons:
-        if any(m in low for m in p.device_tree_match):
-            return p
-    raise UsageError(f"this Jetson ({model!r}) has no built-in profile",
-                     hint=f"built-in Jetson profiles: {names}; copy the closest one to a .toml file, "
-                          "edit it and pass its path")
+                 f"'edgekit bench --target jetson' there, or bench it from here with 'edgekit bench --device NAME' "
+                 f"(see 'edgekit devices add'), or pass a Jetson profile name explicitly: {names}")
+    res = resolve_target(facts, profiles=tuple(jetsons))
+    if res.profile is None:
+        raise UsageError(f"this Jetson ({facts.board!r}): {res.reason}",
+                         hint=f"built-in Jetson profiles: {names}; copy the closest one to a .toml file, "
+                              "edit it and pass its path")
+    return res.profile

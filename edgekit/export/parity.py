@@ -148,12 +148,12 @@ def run_batched(infer: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch:
 
 def _runner_factories(threads: int | None) -> dict[str, Callable[[Path], Any]]:
     def ort(path: Path) -> Any:
-        from edgekit.runtime.onnxruntime import OnnxRuntimeRunner
+        from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner
 
         return OnnxRuntimeRunner(path, threads=threads)
 
     def ov(path: Path) -> Any:
-        from edgekit.runtime.openvino import OpenVINORunner
+        from edgekit.runtime.openvino.runner import OpenVINORunner
 
         return OpenVINORunner(path, device="CPU", precision="f32", threads=threads)
 

@@ -1,8 +1,8 @@
-"""Make models smaller, faster or fitted to the user's data.
+"""Make models smaller, faster or fitted to the user's data, in three wings.
 
-``edgekit.optimize.finetune`` (transfer learning), ``edgekit.optimize.distill``
-(the shared training loop and the knowledge-distillation loss). The names
-below import lazily: importing this package does not import torch.
+``edgekit.optimize.quant`` (INT8 / FP16 quantization), ``edgekit.optimize.prune`` (structured
+pruning), ``edgekit.optimize.train`` (fine-tuning and the shared training loop). The names below
+import lazily: importing this package does not import torch.
 """
 
 from __future__ import annotations
@@ -11,21 +11,26 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "FinetuneOptions": "edgekit.optimize.finetune",
-    "FinetuneResult": "edgekit.optimize.finetune",
-    "finetune": "edgekit.optimize.finetune",
-    "load_finetuned": "edgekit.optimize.finetune",
-    "kd_loss": "edgekit.optimize.distill",
-    "train": "edgekit.optimize.distill",
-    "TrainConfig": "edgekit.optimize.train_loop",
-    "TrainRecord": "edgekit.optimize.train_loop",
-    "EpochRecord": "edgekit.optimize.train_loop",
-    "TrainProgress": "edgekit.optimize.train_loop",
-    "deterministic": "edgekit.optimize.train_loop",
-    "AugmentConfig": "edgekit.optimize.augment",
-    "ImageCache": "edgekit.optimize.batches",
-    "Loaders": "edgekit.optimize.batches",
-    "build_cache": "edgekit.optimize.batches",
+    "QuantizeOptions": "edgekit.optimize.quant.quantize",
+    "QuantizeResult": "edgekit.optimize.quant.quantize",
+    "quantize": "edgekit.optimize.quant.quantize",
+    "PruneOptions": "edgekit.optimize.prune.prune",
+    "PruneResult": "edgekit.optimize.prune.prune",
+    "FinetuneOptions": "edgekit.optimize.train.finetune",
+    "FinetuneResult": "edgekit.optimize.train.finetune",
+    "finetune": "edgekit.optimize.train.finetune",
+    "load_finetuned": "edgekit.optimize.train.finetune",
+    "kd_loss": "edgekit.optimize.train.distill",
+    "train": "edgekit.optimize.train.distill",
+    "TrainConfig": "edgekit.optimize.train.loop",
+    "TrainRecord": "edgekit.optimize.train.loop",
+    "EpochRecord": "edgekit.optimize.train.loop",
+    "TrainProgress": "edgekit.optimize.train.loop",
+    "deterministic": "edgekit.optimize.train.loop",
+    "AugmentConfig": "edgekit.optimize.train.augment",
+    "ImageCache": "edgekit.optimize.train.batches",
+    "Loaders": "edgekit.optimize.train.batches",
+    "build_cache": "edgekit.optimize.train.batches",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -36,17 +36,17 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "prune": ("torch", "torchvision", "timm", "torch-pruning", "onnx", "onnxruntime", "onnxscript", "numpy",
               "Pillow", "safetensors"),
 }
-_COMMON_SOURCES = ("core/*.py", "data/*.py", "zoo/*.py", "export/*.py", "runtime/*.py",
+_COMMON_SOURCES = ("core/*.py", "data/*.py", "zoo/*.py", "export/*.py", "runtime/**/*.py",
                    "graph/*.py", "pipeline/steps.py")
-_TRAIN_SOURCES = ("optimize/finetune.py", "optimize/augment.py", "optimize/batches.py", "optimize/distill.py",
-                  "optimize/splits.py", "optimize/train_loop.py", "optimize/transfer.py")
+_TRAIN_SOURCES = ("optimize/__init__.py", "optimize/train/*.py")
 #: the edgekit files (globs under the package) whose content each step kind depends on
 SOURCES: dict[str, tuple[str, ...]] = {
     "finetune": _COMMON_SOURCES + _TRAIN_SOURCES,
     "export": _COMMON_SOURCES,
-    "quantize": _COMMON_SOURCES + ("optimize/quant*.py", "optimize/fp16.py", "bench/paired.py",
+    "quantize": _COMMON_SOURCES + ("optimize/__init__.py", "optimize/quant/*.py", "bench/paired.py",
                                    "bench/accuracy.py", "targets/*.toml"),
-    "prune": _COMMON_SOURCES + _TRAIN_SOURCES + ("optimize/prune*.py", "bench/harness.py", "bench/stats.py"),
+    "prune": _COMMON_SOURCES + _TRAIN_SOURCES + ("optimize/prune/*.py", "bench/paired_latency.py",
+                                                 "bench/harness.py", "bench/stats.py"),
 }
 #: step kinds that train with torch: their result depends on the thread count
 TRAINS = ("finetune", "prune")

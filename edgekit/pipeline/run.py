@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 class RunProgress:
     """What a run reports as it goes; the default logs one line per event.
 
-    It is also a :class:`~edgekit.optimize.train_loop.TrainProgress` (training
+    It is also a :class:`~edgekit.optimize.train.loop.TrainProgress` (training
     steps report epochs through it). The CLI subclasses it with rich bars.
     """
 

@@ -21,7 +21,7 @@ def _calib_spec(data: str) -> str:
 def _preload_ort_quantization() -> None:
     """Import ``onnxruntime.quantization`` before any FP16 conversion runs in this process.
 
-    ``edgekit.optimize.fp16`` imports ``onnxruntime.transformers.float16`` and then restores ``sys.path``,
+    ``edgekit.optimize.quant.fp16`` imports ``onnxruntime.transformers.float16`` and then restores ``sys.path``,
     which removes the directory that package's ``__init__`` appended; a later first import of
     ``onnxruntime.quantization`` (an INT8 step after an FP16 step) then fails on ``from fusion_utils
     import ...``. Importing it first avoids that until fp16.py is fixed.
@@ -36,7 +36,7 @@ def run_step(step: Step, pipeline: Pipeline, *, overwrite: bool, threads: int | 
     """Make the artifact of ``step`` at its cache path (the tool stages it and renames it into place)."""
     out = step.path
     if step.kind == "finetune":
-        from edgekit.optimize.finetune import FinetuneOptions, finetune
+        from edgekit.optimize.train.finetune import FinetuneOptions, finetune
 
         ft = dict(step.model.finetune or {})
         ft_threads = ft.pop("threads", threads)  # the file's training threads win over --threads
@@ -60,7 +60,7 @@ def run_step(step: Step, pipeline: Pipeline, *, overwrite: bool, threads: int | 
             progress=progress.message,
         )
     elif step.kind == "quantize":
-        from edgekit.optimize.quantize import QuantizeOptions, quantize
+        from edgekit.optimize.quant.quantize import QuantizeOptions, quantize
 
         _preload_ort_quantization()
 
@@ -73,7 +73,7 @@ def run_step(step: Step, pipeline: Pipeline, *, overwrite: bool, threads: int | 
             progress=progress.message,
         )
     elif step.kind == "prune":
-        from edgekit.optimize.prune import PruneOptions, prune
+        from edgekit.optimize.prune.prune import PruneOptions, prune
 
         assert step.parent is not None
         p = {k: v for k, v in step.params.items() if k != "seed"}

@@ -21,6 +21,7 @@ from typing import Any
 
 from edgekit.bench.results import BenchReport, BenchResult
 from edgekit.core.atomic import atomic_write_text
+from edgekit.runtime.registry import RUNTIMES
 from edgekit.verdict.render import markdown_section
 from edgekit.verdict.rules import report_verdicts
 
@@ -131,7 +132,8 @@ def header_lines(report: BenchReport) -> list[str]:
     lines = [f"target {report.target_name} ({report.target.get('description', '')})"]
     if env is not None:
         cores = f"{env.physical_cores or '?'} physical / {env.logical_cores or '?'} logical cores"
-        rt = ", ".join(f"{k} {v}" for k, v in env.versions.items() if k in ("onnxruntime", "openvino", "tensorrt"))
+        runtimes = {d for b in RUNTIMES.values() for d in b.versions}
+        rt = ", ".join(f"{k} {v}" for k, v in env.versions.items() if k in runtimes)
         lines.append(f"host: {env.cpu_model or env.arch}, {cores}; {rt or 'no runtime versions'}")
     lines.append(f"tier {st.get('tier')}: warm-up {st.get('warmup_s')} s, then >= {st.get('min_duration_s')} s and "
                  f">= {st.get('min_iterations')} iterations per window; batch sweep {st.get('batch_sizes')}")

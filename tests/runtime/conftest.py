@@ -468,7 +468,7 @@ class FakeCudart:
 @pytest.fixture
 def fake_trt(monkeypatch: pytest.MonkeyPatch):
     """f(version="10.3.0", v11=False, fail_build=False) -> (FakeTensorRT, FakeCudart), patched into edgekit."""
-    import edgekit.runtime.tensorrt as trt_mod
+    import edgekit.runtime.tensorrt.runner as trt_mod
 
     cudart = FakeCudart()
 

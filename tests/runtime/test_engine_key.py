@@ -9,7 +9,7 @@ import json
 import pytest
 
 from edgekit.core.errors import ArtifactError
-from edgekit.runtime.engine_key import (
+from edgekit.runtime.tensorrt.engine_key import (
     BUILD_FIELDS,
     ENV_FIELDS,
     EngineKey,

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from edgekit.core.errors import ArtifactError, UsageError
-from edgekit.runtime.onnxruntime import AUTO_ORDER, resolve_providers
+from edgekit.runtime.onnxruntime.runner import AUTO_ORDER, resolve_providers
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
 
-from edgekit.runtime.onnxruntime import OnnxRuntimeRunner  # noqa: E402
+from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner  # noqa: E402
 
 
 def test_auto_provider_order():

@@ -9,7 +9,7 @@ from edgekit.core.errors import ArtifactError, UsageError
 
 ov = pytest.importorskip("openvino", reason="openvino is not installed")
 
-from edgekit.runtime.openvino import OpenVINORunner  # noqa: E402
+from edgekit.runtime.openvino.runner import OpenVINORunner  # noqa: E402
 
 
 def rel_err(out: np.ndarray, ref: np.ndarray) -> float:

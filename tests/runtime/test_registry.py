@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from edgekit.core.errors import UsageError
-from edgekit.runtime.registry import available_runtimes, create_runner, resolve_runtime, runtime_names
+from edgekit.runtime.registry import RUNTIMES, available_runtimes, create_runner, resolve_runtime
 
 
 @pytest.mark.parametrize(
@@ -32,7 +32,7 @@ def test_unknown_runtime_lists_valid_names():
         resolve_runtime("tflite")
     msg = str(exc.value)
     assert "unknown runtime 'tflite'" in msg
-    for n in runtime_names():
+    for n in RUNTIMES:
         assert n in msg
     assert "ort" in msg and "ov" in msg and "trt" in msg
 
@@ -64,7 +64,7 @@ def test_available_runtimes_imports_no_runtime():
 
 def test_create_runner_by_alias(tiny_onnx):
     pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
-    from edgekit.runtime.onnxruntime import OnnxRuntimeRunner
+    from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner
 
     r = create_runner("ort", tiny_onnx, threads=1)
     assert isinstance(r, OnnxRuntimeRunner)
@@ -80,8 +80,8 @@ def test_create_runner_unknown_option(tiny_onnx):
 def test_backend_modules_import_no_runtime():
     code = (
         "import sys\n"
-        "import edgekit.runtime.onnxruntime, edgekit.runtime.openvino, edgekit.runtime.tensorrt\n"
-        "import edgekit.runtime.registry, edgekit.runtime.engine_key\n"
+        "import edgekit.runtime.onnxruntime.runner, edgekit.runtime.openvino.runner, edgekit.runtime.tensorrt.runner\n"
+        "import edgekit.runtime.registry, edgekit.runtime.tensorrt.engine_key\n"
         "heavy = ('torch', 'timm', 'onnxruntime', 'openvino', 'tensorrt', 'onnx', 'cuda')\n"
         "bad = [m for m in heavy if m in sys.modules]\n"
         "assert not bad, bad\n"

@@ -213,14 +213,14 @@ class TestTensorRT(RunnerContract):
 
     @pytest.fixture
     def ready(self) -> None:
-        from edgekit.runtime.tensorrt import gpu_unavailable_reason
+        from edgekit.runtime.tensorrt.runner import gpu_unavailable_reason
 
         reason = gpu_unavailable_reason()
         if reason:
             pytest.skip(f"TensorRT/CUDA not available on this machine (no GPU): {reason}")
 
     def make_runner(self, model_path: Path, tmp_path: Path, **overrides: Any) -> Runner:
-        from edgekit.runtime.tensorrt import build_engine_file
+        from edgekit.runtime.tensorrt.runner import build_engine_file
 
         engine = tmp_path / (model_path.stem + ".engine")
         if not engine.exists():

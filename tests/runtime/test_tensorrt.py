@@ -18,8 +18,8 @@ import pytest
 
 from edgekit.core.atomic import sha256_file
 from edgekit.core.errors import ArtifactError, MissingDependencyError, UsageError
-from edgekit.runtime.engine_key import read_sidecar, sidecar_path, write_engine
-from edgekit.runtime.tensorrt import TensorRTRunner, build_engine, build_engine_file, gpu_unavailable_reason
+from edgekit.runtime.tensorrt.engine_key import read_sidecar, sidecar_path, write_engine
+from edgekit.runtime.tensorrt.runner import TensorRTRunner, build_engine, build_engine_file, gpu_unavailable_reason
 
 TINY_SHAPES = {"image": ((1, 3, 16, 16), (1, 3, 16, 16), (4, 3, 16, 16))}
 NO_GPU = gpu_unavailable_reason()
@@ -173,7 +173,7 @@ def test_build_failure_reports_tensorrt_errors(tiny_onnx, fake_trt):
 
 def test_unparsable_onnx(tiny_onnx, fake_trt, tmp_path, monkeypatch):
     fake_trt()
-    import edgekit.runtime.tensorrt_build as tb
+    import edgekit.runtime.tensorrt.builder as tb
 
     monkeypatch.setattr(tb, "validate_build_request", lambda *a, **k: (tb.read_graph_info(tiny_onnx), ()))
     bad = tmp_path / "bad.onnx"

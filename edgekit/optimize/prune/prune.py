@@ -1,0 +1,388 @@
+"""``edgekit prune``: structured channel pruning, optional recovery, and a measured verdict.
+
+Order of work: validate every option and the output directory; load the
+model to prune (an FP32 artifact with its weights, or a zoo model; a
+quantized artifact is refused); export the unpruned model to ONNX (the
+"before" graph); if recovering, cache the data and score the unpruned model
+on the held-out split; prune the channels (:mod:`edgekit.optimize.prune.structure`);
+recover by fine-tuning with knowledge distillation from the unpruned model
+(the shared loop in :mod:`edgekit.optimize.train.distill`); save the pruned
+weights as safetensors plus the channel configuration, rebuild the model from
+those files and check its logits equal the pruned model's; export that
+rebuilt model through :func:`edgekit.export.export_model` (graph check,
+parity); profile both ONNX graphs (params, MACs) and measure both in ONNX
+Runtime on this CPU in alternating windows; write the verdict into the
+manifest. Everything is assembled in a staging directory: the output holds a
+complete artifact or nothing.
+
+The verdict is information, not a failure: a pruned model that is not
+measurably faster is still written, and says so (``slower`` / ``no
+measurable gain`` / ``faster by X%``). :meth:`PruneResult.meets` turns a
+required speed-up into a pass/fail.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from edgekit.core.atomic import check_output_dir, staged_dir
+from edgekit.core.errors import DataError, UsageError
+from edgekit.core.lazy import require
+from edgekit.core.manifest import MANIFEST_NAME, load_artifact
+from edgekit.optimize.prune import source as prune_source
+from edgekit.bench.paired_latency import DEFAULT_MIN_GAIN, NOT_MEASURED, PairedLatency, Verdict
+from edgekit.optimize.prune.structure import StructureReport, check_ratio, check_round_to
+from edgekit.optimize.train.loop import TrainConfig, TrainProgress, TrainRecord, as_progress
+
+log = logging.getLogger(__name__)
+
+#: only the local CPU can be measured by prune itself
+TARGETS = ("cpu",)
+LR_RECOVERY = 1e-3
+BENCH_SAMPLES = 16
+
+
+@dataclass(frozen=True)
+class PruneOptions:
+    """What ``edgekit prune`` takes; see the CLI help for each field."""
+
+    source: str | Path
+    output: Path
+    ratio: float = 0.3
+    round_to: int = 8
+    global_pruning: bool = False
+    weights: str = "imagenet"
+    num_classes: int | None = None
+    img_size: int | None = None
+    finetune: str | Path | None = None
+    epochs: int = 5
+    distill: bool | None = None
+    lr: float | None = None
+    batch_size: int = 64
+    val_split: float | None = None
+    train_limit: int | None = None
+    target: str = "cpu"
+    threads: int | None = None
+    bench_rounds: int = 6
+    bench_window_s: float = 0.5
+    min_gain: float = DEFAULT_MIN_GAIN
+    opset: int = 17
+    seed: int = 0
+    overwrite: bool = False
+
+    @property
+    def recover(self) -> bool:
+        return self.finetune is not None
+
+    @property
+    def use_distill(self) -> bool:
+        return self.recover and (self.distill is None or bool(self.distill))
+
+    def validate(self) -> None:
+        check_ratio(self.ratio)
+        check_round_to(self.round_to)
+        if str(self.target).strip().lower() not in TARGETS:
+            from edgekit.core.targets import load_target
+
+            load_target(str(self.target))  # an unknown name gets the close matches
+            raise UsageError(
+                f"prune measures latency on this host only (--target cpu), not on {self.target!r}",
+                hint=f"prune with --target cpu, then run 'edgekit bench --target {self.target}' "
+                "on the pruned and the original artifact",
+            )
+        if self.distill and not self.recover:
+            raise UsageError("--distill needs --finetune DATA: distillation is how the pruned model recovers",
+                             hint="add --finetune embedded (or your ImageFolder) and --epochs N")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise UsageError(f"--epochs must be a positive integer, got {self.epochs!r}")
+        if self.batch_size < 2:
+            raise UsageError(f"--batch-size must be at least 2, got {self.batch_size}")
+        if self.lr is not None and not self.lr > 0:
+            raise UsageError(f"--lr must be positive, got {self.lr}")
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {self.threads}")
+        if self.bench_rounds < 0 or not self.bench_window_s > 0:
+            raise UsageError("latency rounds must be >= 0 (0 skips the measurement) and the window positive")
+        if not (0.0 <= self.min_gain < 1.0):
+            raise UsageError(f"the minimum gain must be in [0, 1), got {self.min_gain}")
+        check_output_dir(self.output, overwrite=self.overwrite)
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, lr=self.lr or LR_RECOVERY, select="best",
+                           warmup_epochs=min(1.0, self.epochs / 5))
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """Held-out top-1 of the unpruned, the pruned and the recovered model (same images)."""
+
+    unpruned_top1: float
+    pruned_top1: float
+    recovered_top1: float
+    distill: bool
+    record: TrainRecord
+    dataset: dict[str, Any]
+    same_split_as_parent: bool | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "heldout_top1": {"unpruned": self.unpruned_top1, "pruned": self.pruned_top1,
+                             "recovered": self.recovered_top1},
+            "distill": self.distill,
+            "teacher": "the unpruned model" if self.distill else None,
+            "epochs": len(self.record.epochs),
+            "selected_epoch": self.record.selected_epoch,
+            "selection": "best held-out epoch (the reported recovered top-1 is that epoch's: optimistic)",
+            "same_split_as_parent": self.same_split_as_parent,
+            "dataset": self.dataset.get("source"),
+            "dataset_fingerprint": self.dataset.get("fingerprint"),
+        }
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """The written artifact, what was pruned, what it measured and the verdict."""
+
+    artifact: Path
+    model: str
+    structure: StructureReport
+    params: tuple[int, int]
+    macs: tuple[int, int]
+    latency: PairedLatency | None
+    verdict: Verdict
+    recovery: Recovery | None
+    reload_max_abs_diff: float
+    seconds: float
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def meets(self, required_speedup_pct: float) -> bool:
+        """True when the measured verdict is "faster" by at least ``required_speedup_pct`` percent."""
+        pct = self.verdict.speedup_pct
+        return bool(self.verdict) and pct is not None and pct >= float(required_speedup_pct)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"artifact": str(self.artifact), "model": self.model, **self.summary, "seconds": self.seconds}
+
+
+def _reduction(before: int, after: int) -> dict[str, Any]:
+    return {"before": before, "after": after,
+            "reduction_pct": 100.0 * (1 - after / before) if before else None}
+
+
+def prune(options: PruneOptions, *, progress: TrainProgress | Callable[[str], None] | None = None) -> PruneResult:
+    """Prune ``options.source`` and write the artifact to ``options.output``; see the module docstring."""
+    t0 = time.perf_counter_ns()
+    bar = as_progress(progress)
+    options.validate()
+    torch = require("torch", purpose="pruning")
+    require("torch_pruning", purpose="structured pruning")
+    require("safetensors", purpose="writing the pruned checkpoint")
+    from edgekit.export.onnx_export import export_torch_to_onnx
+    from edgekit.optimize.prune.structure import prune_structure
+    from edgekit.optimize.train.loop import deterministic
+
+    bar.message(f"loading {options.source}")
+    src = prune_source.resolve(options.source, weights=options.weights, num_classes=options.num_classes,
+                               img_size=options.img_size)
+    model = src.loaded.model.eval()
+    h, w = (int(v) for v in src.preprocess.input_size)
+    with tempfile.TemporaryDirectory(prefix="edgekit-prune-") as tmp_name, \
+            deterministic(options.seed, options.threads) as threads:
+        tmp = Path(tmp_name)
+        before_onnx = tmp / "before.onnx"
+        bar.message("exporting the unpruned model (the 'before' graph)")
+        export_torch_to_onnx(model, before_onnx, input_shape=(1, 3, h, w), opset=options.opset)
+        loaders, data_info = _recovery_data(options, src) if options.recover else (None, None)
+        from edgekit.optimize.train.loop import evaluate
+
+        unpruned_top1 = evaluate(model, loaders.heldout)[1] if loaders is not None else None
+        teacher = copy.deepcopy(model).eval() if options.use_distill else None
+        bar.message(f"pruning {src.entry.name}: ratio {options.ratio}, round to {options.round_to}, "
+                    f"{'global' if options.global_pruning else 'per-group'} ranking")
+        report = prune_structure(model, src.entry, ratio=options.ratio, round_to=options.round_to,
+                                 global_pruning=options.global_pruning, input_size=(h, w))
+        recovery = None
+        if loaders is not None:
+            recovery = _recover(options, model, teacher, loaders, data_info, src, unpruned_top1, bar)
+        del teacher
+        reloaded, diff, files = _save_and_reload(model, src, report, tmp / "pruned", (h, w), torch)
+        art, prof, latency = _export_and_measure(options, src, reloaded, report, recovery, files, before_onnx,
+                                                  threads, bar)
+    verdict = latency.verdict if latency is not None else Verdict(NOT_MEASURED, "not measured (--bench-rounds 0)")
+    summary = art.manifest.extra["prune"]
+    result = PruneResult(
+        artifact=art.path, model=src.entry.name, structure=report,
+        params=(prof[0].params, prof[1].params), macs=(prof[0].macs, prof[1].macs),
+        latency=latency, verdict=verdict, recovery=recovery, reload_max_abs_diff=diff,
+        seconds=(time.perf_counter_ns() - t0) / 1e9, summary=summary,
+    )
+    bar.message(f"verdict: {verdict.text}")
+    return result
+
+
+def _recovery_data(options: PruneOptions, src: prune_source.Source) -> tuple[Any, dict[str, Any]]:
+    from edgekit.data.sampling import check_labels_match
+    from edgekit.optimize.train.augment import AugmentConfig
+    from edgekit.optimize.train.batches import Loaders
+    from edgekit.optimize.train.splits import prepare
+
+    data = prepare(options.finetune, src.preprocess, val_split=options.val_split, seed=options.seed,
+                   train_limit=options.train_limit)
+    classes = data.train.classes
+    n = src.loaded.num_classes
+    if len(classes) != n:
+        raise DataError(f"--finetune data has {len(classes)} classes, the model {n} outputs",
+                        hint="recover with the data the model was fine-tuned on")
+    import numpy as np
+
+    mapping = check_labels_match(classes, src.labels, num_classes=n)
+    if not np.array_equal(mapping, np.arange(n)):
+        raise DataError("the --finetune data's classes are not in the model's label order",
+                        hint="use the dataset (and class folders) the model was trained on")
+    loaders = Loaders.from_caches(data.train, data.heldout, batch_size=options.batch_size, seed=options.seed,
+                                  augment=AugmentConfig())
+    return loaders, data.info
+
+
+def _recover(options: PruneOptions, model: Any, teacher: Any, loaders: Any, data_info: dict[str, Any],
+             src: prune_source.Source, unpruned_top1: float | None, bar: TrainProgress) -> Recovery:
+    from edgekit.optimize.train.distill import train
+    from edgekit.optimize.train.loop import evaluate
+
+    pruned_top1 = evaluate(model, loaders.heldout)[1]
+    same = None
+    key = "heldout_ids_sha256"  # the same held-out images: none of them trained on, by the parent or now
+    if src.dataset is not None and src.dataset.get(key):
+        same = src.dataset.get(key) == data_info.get(key)
+        if not same:
+            log.warning("the recovery data's held-out split differs from the parent's: the held-out score "
+                        "may include images the parent was trained on")
+    bar.message(f"recovering: {options.epochs} epoch(s) on {len(loaders.train.cache)} images"
+                f"{', distilling from the unpruned model' if teacher is not None else ''} "
+                f"(held-out top-1: unpruned {unpruned_top1:.2%}, pruned {pruned_top1:.2%})")
+    for p in model.parameters():
+        p.requires_grad_(True)
+    record = train(model, loaders, teacher=teacher, config=options.train_config(), progress=bar)
+    model.eval()
+    return Recovery(float(unpruned_top1 or 0.0), float(pruned_top1), float(record.heldout_top1),
+                    teacher is not None, record, data_info, same)
+
+
+def _save_and_reload(model: Any, src: prune_source.Source, report: StructureReport, directory: Path,
+                     size: tuple[int, int], torch: Any) -> tuple[Any, float, dict[str, Path]]:
+    """Save safetensors + channel configuration, rebuild from them, check the logits are equal."""
+    from edgekit.export.pipeline import parity_inputs
+    from edgekit.optimize.prune import config as pc
+
+    cfg = pc.channel_config(model, src.entry, report, num_classes=src.loaded.num_classes,
+                            build_kwargs=src.build_kwargs)
+    pc.save_pruned(model, cfg, directory)
+    reloaded, _ = pc.load_pruned_files(directory / pc.CONFIG_NAME, directory / pc.CHECKPOINT_NAME)
+    x, _ = parity_inputs(src.preprocess, n_real=4, n_random=1, seed=0)
+    with torch.no_grad():
+        a, b = model(torch.from_numpy(x)), reloaded(torch.from_numpy(x))
+    diff = float((a - b).abs().max())
+    if diff > 1e-4:  # pragma: no cover - a rebuild bug, not a user error
+        raise RuntimeError(f"the pruned model rebuilt from its files differs from the pruned model (max |diff| {diff})")
+    files = {name: directory / name for name in (pc.CHECKPOINT_NAME, pc.CONFIG_NAME)}
+    return reloaded, diff, files
+
+
+def _export_and_measure(options: PruneOptions, src: prune_source.Source, reloaded: Any, report: StructureReport,
+                        recovery: Recovery | None, files: dict[str, Path], before_onnx: Path, threads: int,
+                        bar: TrainProgress) -> tuple[Any, tuple[Any, Any], PairedLatency | None]:
+    from edgekit.core.atomic import sha256_file
+    from edgekit.core.manifest import WeightsInfo
+    from edgekit.export import ExportOptions, export_model
+    from edgekit.graph.profile import profile_onnx
+    from edgekit.optimize.prune.config import CHECKPOINT_NAME, CONFIG_NAME
+    from edgekit.zoo.weights import LoadedModel
+
+    final = Path(options.output).resolve()
+    ck_sha, cfg_sha = sha256_file(files[CHECKPOINT_NAME]), sha256_file(files[CONFIG_NAME])
+    finetune = recovery.to_json() if recovery is not None else None
+    if recovery is not None:
+        finetune.update({"epochs_asked": options.epochs, "lr": options.train_config().lr,
+                         "batch_size": options.batch_size, "seed": options.seed})
+    step = {
+        "step": "prune",
+        "ratio": options.ratio,
+        "round_to": options.round_to,
+        "global": options.global_pruning,
+        "method": report.method,
+        "importance": report.importance,
+        "parent": src.parent.get("manifest_sha256") or (src.parent.get("weights") or {}).get("sha256"),
+        "parent_ref": dict(src.parent),
+        "finetune": finetune,
+    }
+    extra: dict[str, Any] = {
+        "checkpoint": {"file": CHECKPOINT_NAME, "sha256": ck_sha, "format": "safetensors",
+                       "architecture": f"pruned: rebuild with {CONFIG_NAME} "
+                                       "(edgekit.optimize.prune.config.load_pruned)"},
+        "prune_config": {"file": CONFIG_NAME, "sha256": cfg_sha, "build_kwargs": dict(src.build_kwargs)},
+        "build_kwargs": dict(src.build_kwargs),
+    }
+    if recovery is not None:
+        extra["training"] = recovery.record.to_json()
+        extra["dataset"] = recovery.dataset
+    # pruned random weights stay random weights: no accuracy claim
+    random_init = bool(src.loaded.weights.random_init) and recovery is None
+    weights = WeightsInfo(origin="path", source=str(final / CHECKPOINT_NAME), sha256=ck_sha, random_init=random_init)
+    with staged_dir(options.output, overwrite=options.overwrite) as stage:
+        inner = stage / "artifact"
+        bar.message("exporting the pruned model (graph check, parity)")
+        art = export_model(
+            ExportOptions(
+                model=src.entry.name, output=inner, opset=options.opset, threads=options.threads, seed=options.seed,
+                labels=src.labels, preprocess=src.preprocess, lineage=(*src.lineage, step), extra=extra,
+                prebuilt=LoadedModel(reloaded, weights, src.loaded.num_classes, src.labels),
+                extra_files=dict(files),
+            ),
+            progress=bar.message,
+        )
+        prof = (profile_onnx(before_onnx), profile_onnx(art.model_path))
+        latency = None
+        if options.bench_rounds > 0:
+            bar.message(f"measuring latency before/after on this CPU ({threads} thread(s), "
+                        f"{options.bench_rounds} alternating rounds)")
+            latency = _measure(options, src, before_onnx, art.model_path, threads, bar)
+        verdict = latency.verdict if latency is not None else Verdict(NOT_MEASURED, "not measured")
+        prune_extra = {
+            **report.to_json(layers=True),
+            "params": _reduction(prof[0].params, prof[1].params),
+            "macs": _reduction(prof[0].macs, prof[1].macs),
+            "profile_source": "edgekit.graph.profile on the before/after ONNX graphs (batch 1)",
+            "latency": latency.to_json() if latency is not None else None,
+            "verdict": verdict.to_json(),
+            "target": "cpu",
+            "recovery": recovery.to_json() if recovery is not None else None,
+        }
+        manifest = replace(art.manifest, extra={**art.manifest.extra, "prune": prune_extra})
+        for f in inner.iterdir():
+            if f.name != MANIFEST_NAME:
+                os.replace(f, stage / f.name)
+        shutil.rmtree(inner)
+        manifest.with_files(stage).write(stage)
+    return load_artifact(options.output), prof, latency
+
+
+def _measure(options: PruneOptions, src: prune_source.Source, before: Path, after: Path, threads: int,
+             bar: TrainProgress) -> PairedLatency:
+    from edgekit.data.embedded import load_embedded
+    from edgekit.data.sampling import calibration_indices
+    from edgekit.bench.paired_latency import paired_onnx_latency
+
+    ds = load_embedded(split="heldout")
+    idx = calibration_indices(ds.labels, BENCH_SAMPLES, seed=options.seed)
+    samples = [{"input": ds.load(int(i), src.preprocess)[None]} for i in idx]
+    return paired_onnx_latency(before, after, samples, threads=threads, rounds=options.bench_rounds,
+                               window_s=options.bench_window_s, min_gain=options.min_gain, progress=bar.message)

@@ -1,0 +1,251 @@
+"""Calibration and evaluation data for ``edgekit quantize``, and the paired comparison.
+
+Calibration images are real images, never random tensors: a stratified,
+seeded sample of ``--calib`` (the embedded dataset's *train* split when it is
+named without a split), preprocessed exactly as the parent's manifest says
+(resize, crop, channel conversion), so images of any size or channel count
+are usable. Fewer than :data:`MIN_CALIB` readable images is an error.
+
+Evaluation images come from ``--eval`` (its classes must map onto the
+model's labels, else :class:`DataError`), or, without it, from the embedded
+held-out split: labelled when the model was trained on those classes, and
+otherwise used for top-1 agreement only. Images also used for calibration
+are left out of evaluation.
+
+Every comparison is paired (the FP32 parent and the candidate on the same
+images): max-abs error, top-1 agreement and, with labels,
+:func:`edgekit.bench.paired.compare_paired` (drop with its CI, McNemar,
+verdict against the budget, and how many images would resolve it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.bench.paired import compare_paired
+from edgekit.core.errors import CheckFailed, DataError, UsageError
+from edgekit.core.manifest import Manifest
+from edgekit.data import (
+    batch_iter,
+    calibration_indices,
+    check_labels_match,
+    evaluation_indices,
+    load_dataset,
+    load_embedded,
+)
+
+log = logging.getLogger(__name__)
+
+#: fewer calibration images than this give unstable activation ranges
+MIN_CALIB = 32
+#: budgets used for the verdict when --max-drop is not given (points of top-1)
+DEFAULT_BUDGET_PTS = {"int8": 1.0, "fp16": 0.1}
+NO_CALIB_HINT = (
+    "random or synthetic calibration data silently ruins INT8 accuracy; give real images of the deployment "
+    "domain: --calib DIR (<class>/<image> folders) or --calib embedded"
+)
+
+
+_SPLIT_SOURCE = re.compile(r"^([\w.-]+)(?::\w+)?#(\d+)$")
+
+
+def source_key(source: str) -> str:
+    """A sample's identity across splits: ``animals:train#00042`` and ``animals#00042`` are one image."""
+    m = _SPLIT_SOURCE.match(source)
+    return f"{m.group(1)}#{int(m.group(2))}" if m else source
+
+
+def _sha256_lines(items: list[str]) -> str:
+    return hashlib.sha256("\n".join(items).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    x: np.ndarray
+    sources: tuple[str, ...]
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    x: np.ndarray
+    labels: np.ndarray | None  # model output indices; None: agreement only
+    record: dict[str, Any]
+    sources: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def labelled(self) -> bool:
+        return self.labels is not None
+
+
+def _load(ds: Any, idx: np.ndarray, spec: Any) -> tuple[np.ndarray, np.ndarray]:
+    xs, used = [], []
+    for x, _, ids in batch_iter(ds, idx, spec, batch_size=64, with_indices=True):
+        xs.append(x)
+        used.append(ids)
+    return np.concatenate(xs).astype(np.float32, copy=False), np.concatenate(used)
+
+
+def load_calibration(spec: str | Path, *, n: int, manifest: Manifest, seed: int) -> CalibrationSet:
+    """``n`` real images from ``spec`` (stratified, seeded), preprocessed for the model."""
+    ds = load_dataset(spec, split="train")
+    if len(ds) < MIN_CALIB:
+        raise DataError(
+            f"--calib {spec} holds {len(ds)} images; calibration needs at least {MIN_CALIB}",
+            hint="give more real images of the deployment domain (a few hundred is typical)",
+        )
+    idx = calibration_indices(ds.labels, min(n, len(ds)), seed=seed)
+    x, used = _load(ds, idx, manifest.preprocess)
+    if len(x) < MIN_CALIB:
+        raise DataError(
+            f"only {len(x)} of {len(idx)} calibration images of {spec} could be read; at least {MIN_CALIB} are needed",
+            hint="replace the unreadable files or give more images",
+        )
+    sources = tuple(str(ds.source(int(i))) for i in used)
+    record = {
+        "dataset": str(ds.name),
+        "spec": str(spec),
+        "n": int(len(x)),
+        "asked": int(n),
+        "available": int(len(ds)),
+        "seed": seed,
+        "selection": "stratified by class, seeded (edgekit.data.calibration_indices)",
+        "indices_sha256": hashlib.sha256(np.asarray(used, dtype=np.int64).tobytes()).hexdigest(),
+        "sources_sha256": _sha256_lines(list(sources)),
+        "skipped": len(ds.skipped),
+        "file": "calibration.json",
+    }
+    if len(x) < n:
+        log.warning("calibrating with %d images (%d asked, %d available)", len(x), n, len(ds))
+    return CalibrationSet(x, sources, record)
+
+
+def load_eval(
+    spec: str | Path | None,
+    *,
+    n: int | None,
+    manifest: Manifest,
+    seed: int,
+    exclude_sources: tuple[str, ...] = (),
+) -> EvalSet:
+    """The evaluation images (see the module notes); DataError when ``spec``'s classes don't fit."""
+    if spec is not None:
+        ds = load_dataset(spec, split="heldout")
+        mapping: np.ndarray | None = check_labels_match(ds.classes, manifest.labels, num_classes=manifest.num_classes)
+        origin = "--eval"
+    else:
+        ds = load_embedded(split="heldout")
+        origin = "embedded held-out split (no --eval given)"
+        mapping = None
+        if manifest.labels is None:
+            origin += "; the model has no labels: top-1 agreement only"
+        else:
+            try:
+                mapping = check_labels_match(ds.classes, manifest.labels, num_classes=manifest.num_classes)
+            except DataError:
+                origin += "; its classes are not the model's: top-1 agreement only"
+    excl = {source_key(s) for s in exclude_sources}
+    overlap = [i for i in range(len(ds)) if excl and source_key(str(ds.source(i))) in excl]
+    idx = evaluation_indices(ds.labels, None if n is None or n >= len(ds) - len(overlap) else n, seed=seed,
+                             exclude=np.asarray(overlap, dtype=np.int64) if overlap else None)
+    if idx.size == 0:
+        raise DataError(f"no evaluation images left in {ds.name} after leaving out the calibration images")
+    x, used = _load(ds, idx, manifest.preprocess)
+    labels = None if mapping is None else mapping[ds.labels[used]]
+    record = {
+        "dataset": str(ds.name),
+        "spec": None if spec is None else str(spec),
+        "origin": origin,
+        "n": int(len(x)),
+        "labelled": labels is not None,
+        "seed": seed,
+        "left_out_as_calibration": len(overlap),
+        "sources_sha256": _sha256_lines([str(ds.source(int(i))) for i in used]),
+    }
+    return EvalSet(x, labels, record, tuple(str(ds.source(int(i))) for i in used))
+
+
+# -- running and comparing ------------------------------------------------------------------
+
+
+def _batched(infer: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int) -> np.ndarray:
+    outs = []
+    for i in range(0, len(x), batch):
+        chunk = x[i : i + batch]
+        k = len(chunk)
+        if k < batch:  # static batch: pad with the first samples, drop their outputs
+            chunk = np.concatenate([chunk, x[: batch - k]])
+        outs.append(np.asarray(infer(np.ascontiguousarray(chunk))).reshape(batch, -1)[:k])
+    return np.concatenate(outs)
+
+
+def run_logits(model_path: Path, x: np.ndarray, *, runtime: str, batch: int, threads: int | None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Logits of ``model_path`` on ``x`` and the runner's info (OpenVINO: f32, static ``batch``)."""
+    if runtime == "openvino":
+        from edgekit.runtime.openvino.runner import OpenVINORunner
+
+        runner: Any = OpenVINORunner(model_path, device="CPU", precision="f32", threads=threads, batch=batch)
+    elif runtime == "onnxruntime":
+        from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner
+
+        runner = OnnxRuntimeRunner(model_path, threads=threads)
+    else:
+        raise UsageError(f"cannot evaluate with runtime {runtime!r} on this host")
+    with runner:
+        name = runner.inputs[0].name
+        out = runner.outputs[0].name
+        logits = _batched(lambda a: runner.infer({name: a})[out], x, batch)
+        info = runner.info
+    return logits, {"runtime": info.runtime, "version": info.runtime_version, "precision": info.precision,
+                    "threads": info.threads, "batch": batch}
+
+
+def compare(
+    ref: np.ndarray, cand: np.ndarray, labels: np.ndarray | None, *, budget_pts: float, budget_source: str
+) -> dict[str, Any]:
+    """Paired comparison of candidate logits with the reference's on the same images."""
+    if not np.all(np.isfinite(cand)):
+        raise CheckFailed(
+            f"the quantized model produced NaN or Inf on {int((~np.isfinite(cand).all(axis=1)).sum())} images",
+            hint="nothing was written; try another --preset or --method",
+        )
+    diff = np.abs(ref.astype(np.float64) - cand.astype(np.float64))
+    flips = ref.argmax(axis=1) != cand.argmax(axis=1)
+    agree = float(np.mean(~flips))
+    srt = np.sort(ref.astype(np.float64), axis=1)
+    margin = srt[:, -1] - srt[:, -2] if ref.shape[1] > 1 else np.full(len(ref), np.inf)
+    out: dict[str, Any] = {
+        "n": int(len(ref)),
+        "top1_agreement": agree,
+        "max_abs": float(diff.max()),
+        "mean_abs": float(diff.mean()),
+        "median_image_max_abs": float(np.median(diff.max(axis=1))),
+        # how decided the FP32 model was where the candidate flipped: near ties flip first
+        "flips": int(flips.sum()),
+        "fp32_margin_median": float(np.median(margin)),
+        "fp32_margin_max_flipped": float(margin[flips].max()) if flips.any() else None,
+        "budget_pts": budget_pts,
+        "budget_source": budget_source,
+    }
+    if labels is None:
+        out["paired"] = None
+        out["statement"] = (
+            f"top-1 agreement with the FP32 parent {agree:.1%} on {len(ref)} real images; no labels, so no "
+            "accuracy drop can be measured (give --eval DIR with the model's classes)"
+        )
+        return out
+    p = compare_paired(ref, cand, labels, budget_pts=budget_pts)
+    out["paired"] = p.to_json()
+    out["reference_top1"] = p.reference_top1
+    out["candidate_top1"] = p.candidate_top1
+    out["drop_pts"] = p.drop_pts
+    out["statement"] = f"{p.verdict}: {p.reason}"
+    return out

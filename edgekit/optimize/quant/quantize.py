@@ -1,0 +1,273 @@
+"""``edgekit quantize``: an FP32 ONNX artifact -> an INT8 or FP16 artifact, measured.
+
+Order of work: validate the options and the output directory; load the parent
+artifact (it must have a manifest, be FP32 and not already quantized); plan
+(runtime, method, Q/DQ layout, preset); read real calibration images and the
+eval images; quantize in a work directory; check the graph's layout; compare
+with the FP32 parent on the same images (paired statistics); with
+``--max-drop``, keep layers in float until the drop fits, and fail (nothing
+written) if it cannot; write the model, ``calibration.json`` and the manifest
+last into a staging directory that becomes the output only when complete.
+
+Dispatch (``--for`` names a runtime or a target profile, whose first runtime
+that supports the precision is used):
+
+=================  ===========  =========================================
+runtime            method       artifact
+=================  ===========  =========================================
+onnxruntime (x86)  onnxruntime  Q/DQ ONNX, U8S8 (uint8 act., int8 weights)
+onnxruntime (ARM)  onnxruntime  Q/DQ ONNX, S8S8
+tensorrt           onnxruntime  Q/DQ ONNX, S8S8 symmetric (zero points 0)
+openvino           nncf         OpenVINO IR (FakeQuantize), static batch
+any but tensorrt   nncf         NNCF Q/DQ ONNX
+=================  ===========  =========================================
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from edgekit.core.atomic import check_output_dir, staged_dir
+from edgekit.core.errors import ArtifactError, CheckFailed, UsageError
+from edgekit.core.manifest import Artifact, Manifest, load_artifact
+from edgekit.core.versions import tool_versions
+from edgekit.optimize.quant.data import DEFAULT_BUDGET_PTS, MIN_CALIB, NO_CALIB_HINT
+from edgekit.optimize.quant.presets import QuantPreset, preset_names, resolve_preset
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+RUNTIMES = ("onnxruntime", "openvino", "tensorrt")
+METHODS = ("nncf", "onnxruntime")
+PRECISIONS = ("int8", "fp16")
+
+
+@dataclass(frozen=True)
+class QuantizeOptions:
+    """What ``edgekit quantize`` takes; see the CLI help for each field."""
+
+    artifact: Path
+    output: Path
+    calib: str | Path | None = None
+    precision: str = "int8"
+    method: str | None = None
+    target: str | None = None
+    preset: str = "auto"
+    calib_size: int = 300
+    max_drop: float | None = None
+    eval: str | Path | None = None
+    eval_size: int | None = 1000
+    batch: int | None = None
+    max_iterations: int = 8
+    seed: int = 0
+    threads: int | None = None
+    overwrite: bool = False
+
+    def validate(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"unknown --precision {self.precision!r}", hint=f"choose one of {', '.join(PRECISIONS)}")
+        if self.method is not None and self.method not in METHODS:
+            raise UsageError(f"unknown --method {self.method!r}", hint=f"choose one of {', '.join(METHODS)}")
+        if self.precision == "int8" and self.calib is None:
+            raise UsageError("INT8 quantization needs --calib DATA", hint=NO_CALIB_HINT)
+        if not isinstance(self.calib_size, int) or self.calib_size < MIN_CALIB:
+            raise UsageError(f"--calib-size must be at least {MIN_CALIB}, got {self.calib_size}",
+                             hint="a few hundred real images is typical")
+        if self.max_drop is not None and not (0 < self.max_drop <= 100):
+            raise UsageError(f"--max-drop is in points of top-1 and must be in (0, 100], got {self.max_drop}")
+        if self.eval_size is not None and self.eval_size < 1:
+            raise UsageError(f"--eval-size must be >= 1, got {self.eval_size}")
+        if self.batch is not None and self.batch < 1:
+            raise UsageError(f"--batch must be >= 1, got {self.batch}")
+        if self.max_iterations < 1:
+            raise UsageError(f"--max-iterations must be >= 1, got {self.max_iterations}")
+        if self.precision == "fp16" and self.max_drop is not None:
+            raise UsageError("--max-drop applies to INT8 (FP16 has nothing to fall back)")
+        check_output_dir(self.output, overwrite=self.overwrite)
+
+
+@dataclass(frozen=True)
+class QuantizePlan:
+    runtime: str
+    target: str | None
+    arch: str
+    method: str
+    layout: str
+    preset: QuantPreset
+    preset_choice: str
+    batch: int
+    output_format: str  # onnx | openvino-ir
+
+    def to_json(self) -> dict[str, Any]:
+        return {"runtime": self.runtime, "target": self.target, "arch": self.arch, "method": self.method,
+                "layout": self.layout, "preset": self.preset.name, "preset_choice": self.preset_choice,
+                "batch": self.batch, "format": self.output_format}
+
+
+@dataclass(frozen=True)
+class QuantizeResult:
+    artifact: Artifact
+    report: dict[str, Any] = field(repr=False)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"artifact": str(self.artifact.path), "manifest": self.artifact.manifest.to_json(), "seconds": self.seconds}
+
+
+def _host_arch() -> str:
+    m = platform.machine().lower()
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
+
+
+def check_parent(parent: Artifact) -> None:
+    """The parent must be an FP32 ONNX artifact that is not quantized yet."""
+    m = parent.manifest
+    if m.format != "onnx":
+        raise ArtifactError(f"{parent.path} is a {m.format} artifact; quantize takes the FP32 ONNX artifact",
+                            hint="give the directory written by 'edgekit export' or 'edgekit finetune'")
+    from edgekit.runtime.onnx_info import read_graph_info
+
+    info = read_graph_info(parent.model_path)
+    if m.precision == "int8" or info.is_quantized:
+        raise UsageError(f"{parent.path} is already quantized (precision {m.precision}, {info.qdq_nodes} Q/DQ nodes)",
+                         hint="quantize the FP32 parent recorded in its lineage instead")
+    if m.precision != "fp32" or info.precision != "fp32":
+        raise UsageError(f"{parent.path} has precision {m.precision} (graph: {info.precision}); quantize needs FP32",
+                         hint="quantize the FP32 parent recorded in its lineage instead")
+
+
+def plan(options: QuantizeOptions, manifest: Manifest) -> QuantizePlan:
+    """Resolve --for, --method, the layout and the preset (no heavy imports)."""
+    target_name, arch, provider = None, _host_arch(), None
+    if options.target is None or options.target in RUNTIMES:
+        runtime = options.target or "onnxruntime"
+    else:
+        from edgekit.core.targets import load_target
+
+        t = load_target(options.target)
+        spec = t.runtime_for(precision=options.precision)
+        runtime, target_name, provider = spec.runtime, t.name, spec.provider
+        arch = arch if arch in t.arch else t.arch[0]
+    method = options.method or ("nncf" if runtime == "openvino" else "onnxruntime")
+    if options.precision == "int8" and runtime == "tensorrt" and method == "nncf":
+        raise UsageError("--method nncf cannot make a TensorRT model: NNCF's ONNX uses unsigned activations",
+                         hint="TensorRT needs signed symmetric INT8 Q/DQ: use --method onnxruntime (the default)")
+    if options.precision == "int8" and method == "nncf" and runtime != "openvino" and options.max_drop is not None:
+        raise UsageError("--max-drop with --method nncf works for OpenVINO only",
+                         hint="use --for openvino, or --method onnxruntime for the sensitivity-ranked fallback")
+    gpu_provider = provider is not None and provider.lower() in ("tensorrt", "cuda", "tensorrtexecutionprovider",
+                                                                    "cudaexecutionprovider")
+    if options.precision == "fp16":
+        layout = "fp16"
+    elif method == "nncf":
+        layout = "openvino-fakequantize" if runtime == "openvino" else "nncf-qdq"
+    elif runtime == "tensorrt" or gpu_provider:
+        layout = "s8s8-symmetric"
+    elif arch == "aarch64":
+        layout = "s8s8"
+    else:
+        layout = "u8s8"
+    preset, choice = resolve_preset(options.preset, family=manifest.family)
+    static = manifest.input.shape[0] if isinstance(manifest.input.shape[0], int) else None
+    batch = options.batch or static or 1
+    if static is not None and options.batch is not None and options.batch != static:
+        raise UsageError(f"--batch {options.batch} differs from the parent's static batch {static}",
+                         hint="export the parent with --dynamic-batch or with the batch you deploy")
+    fmt = "openvino-ir" if runtime == "openvino" and (method == "nncf" or options.precision == "fp16") else "onnx"
+    return QuantizePlan(runtime, target_name, arch, method, layout, preset, choice, int(batch), fmt)
+
+
+def quantize(options: QuantizeOptions, *, progress: Progress | None = None) -> QuantizeResult:
+    """Quantize (or convert to FP16), check and measure; returns the written artifact."""
+    from edgekit.optimize.quant import data as quant_data
+    from edgekit.optimize.quant.candidate import build_candidate
+
+    t0 = time.perf_counter_ns()
+    say = progress or (lambda msg: log.info(msg))
+    options.validate()
+    parent = load_artifact(options.artifact)
+    check_parent(parent)
+    m = parent.manifest
+    p = plan(options, m)
+    say(f"plan: {options.precision} for {p.runtime}"
+        f"{f' ({p.target})' if p.target else ''}, method {p.method}, layout {p.layout}, preset {p.preset.name}")
+    calib = None
+    if options.precision == "int8":
+        say(f"reading {options.calib_size} calibration images from {options.calib}")
+        calib = quant_data.load_calibration(options.calib, n=options.calib_size, manifest=m, seed=options.seed)  # type: ignore[arg-type]
+    say("reading evaluation images")
+    ev = quant_data.load_eval(options.eval, n=options.eval_size, manifest=m, seed=options.seed,
+                              exclude_sources=calib.sources if calib else ())
+    if options.max_drop is not None and not ev.labelled:
+        raise UsageError("--max-drop needs labelled eval images with the model's classes",
+                         hint="give --eval DIR laid out as <class>/<image> with the model's labels")
+    budget = options.max_drop if options.max_drop is not None else DEFAULT_BUDGET_PTS[options.precision]
+    budget_source = "--max-drop" if options.max_drop is not None else "default (not enforced)"
+    with tempfile.TemporaryDirectory(prefix="edgekit-quantize-") as tmp, \
+            staged_dir(options.output, overwrite=options.overwrite) as stage:
+        built = build_candidate(options, p, parent, calib, ev, Path(tmp), stage, say=say,
+                                budget=budget, budget_source=budget_source)
+        report = built.report
+        acc = report["accuracy"]
+        if options.max_drop is not None and acc.get("drop_pts") is not None and acc["drop_pts"] > options.max_drop:
+            kept = report.get("accuracy_control", {}).get("kept_float", [])
+            raise CheckFailed(
+                f"the INT8 model drops {acc['drop_pts']:.2f} pts of top-1 on {acc['n']} images, over the "
+                f"{options.max_drop:g} pt budget even with {len(kept)} layer(s) kept in float",
+                hint="nothing was written; raise --max-drop or --max-iterations, try another --preset, or use QAT",
+            )
+        if calib is not None:
+            (stage / "calibration.json").write_text(
+                json.dumps({"record": calib.record, "sources": list(calib.sources)}, indent=1) + "\n", encoding="utf-8")
+        report["seconds"] = round((time.perf_counter_ns() - t0) / 1e9, 2)
+        manifest = _manifest(parent, p, options, built.model_file, built.inputs, built.outputs, report, stage)
+        manifest.write(stage)
+    say(f"wrote {options.output}")
+    return QuantizeResult(load_artifact(options.output), report, report["seconds"])
+
+
+def _manifest(parent: Artifact, p: QuantizePlan, options: QuantizeOptions, model_file: str, inputs: Any,
+              outputs: Any, report: dict[str, Any], stage: Path) -> Manifest:
+    import datetime as _dt
+
+    m = parent.manifest
+    recipe = {"precision": options.precision, **p.to_json(), "preset_params": p.preset.to_json(),
+              "calib": report.get("calib"), "max_drop": options.max_drop, "seed": options.seed}
+    lineage = {
+        "step": "quantize",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "parent": {"path": str(parent.path.resolve()), "model_file": m.model_file,
+                   "sha256": m.files[m.model_file], "format": m.format, "precision": m.precision},
+        "recipe": recipe,
+        "tool_versions": tool_versions(),
+    }
+    extra = {k: v for k, v in m.extra.items() if k not in ("checks",)}
+    extra["quantization"] = report
+    if p.output_format == "openvino-ir":
+        extra["runtime"] = "openvino"
+        extra["inference_precision"] = "f16" if options.precision == "fp16" else "f32"
+    return replace(
+        m,
+        format=p.output_format,
+        model_file=model_file,
+        precision=options.precision,
+        inputs=inputs,
+        outputs=outputs,
+        parity={"reference": "fp32 parent artifact", "runtimes": report["runtimes"]},
+        lineage=(*m.lineage, lineage),
+        versions=tool_versions(),
+        created="",
+        extra=extra,
+    ).with_files(stage)
+
+
+__all__ = ["METHODS", "PRECISIONS", "RUNTIMES", "QuantizeOptions", "QuantizePlan", "QuantizeResult",
+           "check_parent", "plan", "preset_names", "quantize"]
