@@ -10,6 +10,7 @@ test changes the cache.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -470,7 +471,8 @@ class TestRuns:
         r = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "a")])
         assert r.exit_code == 0, r.output
         assert "[1/2] finetune mobilenetv3_small_100: cached" in r.stderr and "benchmarking 2 artifact(s)" in r.stderr
-        assert "verdict: mobilenetv3_small_100 on cpu: ship " in r.stdout  # the answer, in the terminal
+        # the answer in the terminal: what to ship, or (a window too noisy to tell) no verdict and why
+        assert re.search(r"(^|\n)(no )?verdict: mobilenetv3_small_100 on cpu: (ship |no verdict: )", r.stdout)
         q = CliRunner().invoke(cli, ["-q", *args, "-o", str(tmp_path / "b")])
         assert q.exit_code == 0 and "[1/2]" not in q.stderr
 
