@@ -180,3 +180,16 @@ class LoopbackConnect:
 
     def __call__(self) -> LoopbackConnection:
         return LoopbackConnection(self.root)
+
+
+@dataclass(frozen=True)
+class MixedFactory:
+    """Local targets bench here for real (LocalSession); ``device:*`` targets are FakeFactory's fakes."""
+
+    spec: Any
+    fake: FakeFactory
+
+    def __call__(self, target: str) -> Any:
+        from edgekit.pipeline.devices import LocalSession
+
+        return self.fake(target) if target.startswith("device:") else LocalSession(target, self.spec)

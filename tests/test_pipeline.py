@@ -423,6 +423,45 @@ class TestRuns:
         html = (out / "report.html").read_text()
         assert "Verdict: what to ship" in html and ('data-outcome="ship"' in html) == (v.ship is not None)
 
+    def test_a_fleet_run_benches_every_artifact_on_every_target(self, tiny: dict, tmp_path: Path) -> None:
+        """targets = cpu + two (fake) devices: the steps stay cached, the cpu benches for real, each device one job
+        at a time; per-target results with verdicts, one report over all, a device lost mid-sweep fails the run
+        (exit 1) with its rows invalid, and a rerun redoes only its jobs."""
+        from edgekit.pipeline.devices import BenchSpec
+        from edgekit.pipeline.run import run_pipeline
+        from edgekit.pipeline.targets import FleetOptions, bench_spec
+        from tests.fleet_fakes import FakeFactory, MixedFactory
+
+        pipe = load_pipeline(tiny["pipe"])
+        spec: BenchSpec = bench_spec(pipe, threads=None)
+        devices = {"a": {"delay_s": 0.05, "die_after": 1}, "b": {"delay_s": 0.05, "int8_ratio": 1.3}}
+        fleet = FleetOptions(targets=("cpu", "device:a", "device:b"),
+                             sessions=MixedFactory(spec, FakeFactory(str(tmp_path / "dev"), devices)))
+        cache = copy_cache(tiny, tmp_path)
+        out = tmp_path / "o"
+        res = run_pipeline(pipe, output=out, cache_root=cache, history=False, fleet=fleet)
+        assert {o.status for o in res.outcomes} == {"cached"}
+        assert res.invalid_jobs and all(j.startswith("device:a/") for j in res.invalid_jobs) and not res.passed
+        for t in ("cpu", "device-a", "device-b"):
+            assert (out / "targets" / t / "results.json").is_file()
+        cpu = json.loads((out / "targets" / "cpu" / "results.json").read_text())
+        assert {r["status"] for r in cpu["results"]} == {"ok"} and cpu["extra"]["verdict"]["models"]
+        dev_a = json.loads((out / "targets" / "device-a" / "results.json").read_text())
+        assert [r["status"] for r in dev_a["results"]] == ["ok", "invalid"]
+        html = (out / "report.html").read_text()
+        assert "Across targets: what to ship where" in html and html.count('<section class="target"') == 3
+        md = (out / "report.md").read_text()
+        assert "| model | recipe | cpu | device:a | device:b |" in md
+        run = json.loads((out / "run.json").read_text())
+        assert run["targets"] == ["cpu", "device:a", "device:b"] and run["invalid_jobs"]
+        # the device is back: the rerun redoes its invalid job only
+        (tmp_path / "dev" / "a" / "unplugged").unlink()
+        res2 = run_pipeline(pipe, output=out, cache_root=cache, history=False, fleet=FleetOptions(
+            targets=fleet.targets, sessions=MixedFactory(spec, FakeFactory(str(tmp_path / "dev"),
+                                                                           {"a": {"delay_s": 0.05}}))))
+        assert not res2.invalid_jobs
+        assert int((tmp_path / "dev" / "a" / "count").read_text()) == 3  # 2 in the first run, 1 now
+
     def test_lineage_in_every_artifact(self, tiny: dict) -> None:
         arts = {s["label"]: load_artifact(s["path"]) for s in tiny["doc"]["steps"]}
         ft, q = arts["mobilenetv3_small_100"], arts["mobilenetv3_small_100/int8-ort"]

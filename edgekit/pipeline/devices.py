@@ -208,7 +208,7 @@ def registry_session(name: str, target: str, spec: BenchSpec) -> TransportSessio
     """A session for a device of the user's registry (``edgekit devices``; the remote-devices package)."""
     import importlib.util
 
-    if importlib.util.find_spec("edgekit.remote.registry") is None:
+    if importlib.util.find_spec("edgekit.remote") is None or importlib.util.find_spec("edgekit.remote.registry") is None:
         raise UsageError(f"target {target!r} needs edgekit's remote-device registry (edgekit.remote), which this "
                          "build does not have", hint="bench the devices with a build that has 'edgekit devices', "
                                                      "or give local targets only")

@@ -49,7 +49,7 @@ def check_run(report: BenchReport, gate: GateSettings) -> list[RunCheck]:
     by_key = {r.key: r for r in report.results}
     checks: list[RunCheck] = []
     for r in report.results:
-        if r.status == "error":
+        if r.status in ("error", "invalid"):
             checks.append(RunCheck(r.key, None, "status", "fail", False, f"{r.key} failed to run: {r.reason}"))
             continue
         ref = by_key.get(r.reference) if r.reference else None

@@ -99,10 +99,13 @@ class RunResult:
     verdicts: tuple[Any, ...] = ()
     #: per target: its results file (several targets: ``DIR/targets/<target>/results.json``)
     target_results: dict[str, str] = field(default_factory=dict)
+    targets: tuple[str, ...] = ()
+    #: the bench jobs of a fleet run that did not run ("target/artifact: reason"): the run fails
+    invalid_jobs: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.checks) and not self.failed_steps
+        return all(c.passed for c in self.checks) and not self.failed_steps and not self.invalid_jobs
 
     @property
     def failed_steps(self) -> list[StepOutcome]:
@@ -228,8 +231,13 @@ def run_pipeline(
     history_db: Path | None = None,
     progress: RunProgress | Callable[[str], None] | None = None,
     verdict_metric: str = "p50",
+    fleet: Any = None,
 ) -> RunResult:
-    """Run every step (cache hits are skipped), bench every artifact, write the reports, check ``[gate]``."""
+    """Run every step (cache hits are skipped), bench every artifact, write the reports, check ``[gate]``.
+
+    ``fleet`` (:class:`~edgekit.pipeline.targets.FleetOptions`): the targets and the executor of a run over
+    several targets or devices (:mod:`edgekit.pipeline.targets`).
+    """
     t_start, c_start = time.perf_counter_ns(), time.process_time_ns()
     bar = progress if isinstance(progress, RunProgress) else RunProgress(progress)
     if threads is not None and (isinstance(threads, bool) or threads < 1):
@@ -241,8 +249,15 @@ def run_pipeline(
     cache = StepCache(cache_root, force=force)
     for stale in cache.sweep():
         log.info("removed %s, left by an interrupted run", stale)
-    plan = make_plan(pipeline, cache, target=target, threads=threads)
-    preflight(plan)
+    from edgekit.pipeline import targets as fleet_mod
+
+    targets = fleet_mod.resolve_targets(pipeline, target, fleet)
+    plan = make_plan(pipeline, cache, target=targets[0], threads=threads)
+    many = fleet_mod.is_fleet(targets)
+    if many:
+        fleet_mod.preflight_targets(plan, targets, fleet_mod.factory_for(pipeline, fleet, threads=threads))
+    else:
+        preflight(plan)
     outcomes: list[StepOutcome] = []
     done: dict[str, Artifact] = {}
     from edgekit.core.manifest import load_artifact
@@ -291,29 +306,43 @@ def run_pipeline(
             raise CheckFailed(f"every step of the pipeline failed or was skipped; first: {bad[0].label}: {bad[0].note}",
                               hint="nothing was benched; fix the failing step (its message says how)")
     published = publish_artifacts(plan, done, output)
-    bar.message(f"benchmarking {len(plan.artifacts)} artifact(s) on target {plan.target}")
     t_bench, c_bench = time.perf_counter_ns(), time.process_time_ns()
-    report = _bench(plan, pipeline, published, threads=threads, progress=bar)
-    t_bench, c_bench = time.perf_counter_ns() - t_bench, time.process_time_ns() - c_bench
-    from edgekit.bench.results import write_report
+    invalid: tuple[str, ...] = ()
+    if many:
+        fb = fleet_mod.bench_targets(pipeline, plan, published, targets=targets, output=output, threads=threads,
+                                     fleet=fleet, metric=verdict_metric, say=bar.message)
+        reports, verdicts, invalid = fb.reports, list(fb.verdicts), fb.invalid
+        results = Path(next(iter(fb.target_results.values())))
+        paths = {"artifacts": str(output / "artifacts"), **fb.paths,
+                 **{f"results[{t}]": p for t, p in fb.target_results.items()}}
+    else:
+        bar.message(f"benchmarking {len(plan.artifacts)} artifact(s) on target {plan.target}")
+        report = _bench(plan, pipeline, published, threads=threads, progress=bar)
+        from edgekit.bench.results import write_report
 
-    report, verdicts = with_verdict(report, pipeline, metric=verdict_metric)
-    results = write_report(report, output / "results.json")
-    paths = {"results": str(results), "artifacts": str(output / "artifacts")}
-    paths.update(_write_reports(report, output))
-    checks = tuple(check_run(report, pipeline.gate))
+        report, verdicts = with_verdict(report, pipeline, metric=verdict_metric)
+        results = write_report(report, output / "results.json")
+        paths = {"results": str(results), "artifacts": str(output / "artifacts")}
+        paths.update(_write_reports(report, output))
+        reports = {plan.target: report}
+    t_bench, c_bench = time.perf_counter_ns() - t_bench, time.process_time_ns() - c_bench
+    checks = tuple(c if not many else replace(c, row=f"{t}: {c.row}")
+                   for t, rep in reports.items() for c in check_run(rep, pipeline.gate))
     run_id = None
     if history:
         from edgekit.history.store import append_report
 
-        run_id = append_report(report, db=history_db)
+        ids = [append_report(rep, db=history_db) for rep in reports.values()]
+        run_id = ids[0] if len(ids) == 1 else ",".join(ids)
     seconds = (time.perf_counter_ns() - t_start) / 1e9
     timings = {"seconds": seconds, "cpu_seconds": (time.process_time_ns() - c_start) / 1e9,
                "steps_seconds": sum(o.seconds for o in outcomes),
                "steps_cpu_seconds": sum(o.cpu_seconds for o in outcomes),
                "bench_seconds": t_bench / 1e9, "bench_cpu_seconds": c_bench / 1e9}
     result = RunResult(plan, tuple(outcomes), results, paths, run_id, checks, seconds, tuple(published), timings,
-                       verdicts=tuple(verdicts))
+                       verdicts=tuple(verdicts), target_results={t: p for t, p in paths.items()
+                                                                 if t.startswith("results[")},
+                       targets=tuple(targets), invalid_jobs=invalid)
     paths["run"] = str(_write_run_json(result, output))
     return result
 
@@ -347,7 +376,8 @@ def _write_run_json(result: RunResult, output: Path) -> Path:
     doc = {
         "schema": "edgekit.run", "schema_version": 1,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "pipeline": p.pipeline.to_json(), "target": p.target,
+        "pipeline": p.pipeline.to_json(), "target": p.target, "targets": list(result.targets or (p.target,)),
+        "invalid_jobs": list(result.invalid_jobs),
         "steps": [o.to_json() for o in result.outcomes],
         "artifacts": [{"model": m, "recipe": r, "path": str(pub), "cache_path": str(s.path), "step": s.label}
                       for (m, r, s), pub in zip(p.artifacts, result.artifacts)],
@@ -362,11 +392,17 @@ def _write_run_json(result: RunResult, output: Path) -> Path:
 
 
 def plan_only(pipeline: Pipeline, *, target: str | None = None, force: bool = False,
-              cache_root: Path | None = None, threads: int | None = None) -> list[dict[str, Any]]:
+              cache_root: Path | None = None, threads: int | None = None, fleet: Any = None) -> list[dict[str, Any]]:
     """The plan as rows: what would run and what is cached (``--dry-run``); nothing is written."""
+    from edgekit.pipeline import targets as fleet_mod
+
     cache = StepCache(cache_root, force=force)
-    plan = make_plan(pipeline, cache, target=target, threads=threads)
-    preflight(plan)
+    targets = fleet_mod.resolve_targets(pipeline, target, fleet)
+    plan = make_plan(pipeline, cache, target=targets[0], threads=threads)
+    if fleet_mod.is_fleet(targets):
+        fleet_mod.preflight_targets(plan, targets, fleet_mod.factory_for(pipeline, fleet, threads=threads))
+    else:
+        preflight(plan)
     rows = []
     done: dict[str, Artifact] = {}
     for s in plan.steps:
@@ -379,7 +415,8 @@ def plan_only(pipeline: Pipeline, *, target: str | None = None, force: bool = Fa
         rows.append({"step": s.kind, "label": s.label, "key": s.key[:16], "cached": art is not None,
                      "action": "skip (cached)" if art is not None else f"run{f' ({note})' if note else ''}",
                      "path": str(s.path)})
-    for model, recipe, s in plan.artifacts:
-        rows.append({"step": "bench", "label": f"{model}/{recipe}", "key": "-", "cached": False,
-                     "action": f"bench on {plan.target}", "path": str(s.path)})
+    for t in targets:
+        for model, recipe, s in plan.artifacts:
+            rows.append({"step": "bench", "label": f"{model}/{recipe}", "key": "-", "cached": False,
+                         "action": f"bench on {t}", "path": str(s.path)})
     return rows

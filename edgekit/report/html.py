@@ -203,8 +203,11 @@ def _target_section(group: TargetGroup, slug: str) -> str:
 
 
 def render_html(reports: BenchReport | Sequence[BenchReport], *, names: Sequence[str] | None = None,
-                title: str | None = None, generated: str | None = None) -> str:
-    """The report page of ``reports`` (named ``names``, e.g. their paths), grouped by target."""
+                title: str | None = None, generated: str | None = None, preamble: str = "") -> str:
+    """The report page of ``reports`` (named ``names``, e.g. their paths), grouped by target.
+
+    ``preamble``: ready HTML placed before the target sections (the cross-device comparison).
+    """
     reps = [reports] if isinstance(reports, BenchReport) else list(reports)
     groups = group_by_target(reps, names)
     title = title or "edgekit report: " + ", ".join(g.target for g in groups)
@@ -234,6 +237,7 @@ def render_html(reports: BenchReport | Sequence[BenchReport], *, names: Sequence
 <details><summary>{len([s for g in groups for s in g.sources])} results file(s)</summary><ul>{files}</ul></details>
 </header>
 <main>
+{preamble}
 {body}
 </main>
 <footer class="note"><p>Latency: single stream, batch 1, time-based warm-up, then at least a minimum duration and a
