@@ -218,3 +218,39 @@ def test_resume_after_sigkill_of_the_host_redoes_only_what_is_missing(tmp_path):
     ran_again = sum(after.values()) - sum(before.values())
     assert ran_again == 6 - len(result.resumed)
     check_two_device_sweep(tmp_path, result)
+
+
+# --- the cross-device report, in a real browser ----------------------------------------------------------------
+
+@pytest.mark.slow
+def test_cross_device_report_in_headless_chromium(tmp_path):
+    from browser import DevTools, ensure_chromium
+
+    from edgekit.report.fleet import comparison, write_fleet_reports
+
+    chromium = ensure_chromium()
+    devices = {**DEVICES, "c": {"speed": 0.5, "int8_ratio": 0.5, "die_after": 2}}
+    result = sweep(tmp_path, ThreadExecutor(), devices, targets=["device:a", "device:b", "device:c"])
+    rows = [("mnv3", name[2:], name) for name, _, _ in fake_artifacts(tmp_path)]  # (model, recipe, artifact)
+    paths = write_fleet_reports(result.reports, tmp_path / "out", rows=rows)
+    page = Path(paths["html"])
+    targets, table = comparison(result.reports, rows)
+    assert targets == ["device:a", "device:b", "device:c"] and [r[1] for r in table] == ["fp32", "int8", "int8-b"]
+    ships = {c.target: c for _, _, cells in table for c in cells if c.shipped}
+    assert set(ships) == {"device:a", "device:b", "device:c"}  # one shipped configuration per target
+    with DevTools(chromium) as dt:
+        session, log = dt.open(page.resolve().as_uri())
+        assert log.loaded and log.requests == [page.resolve().as_uri()], log.requests
+        assert log.csp_violations() == [] and log.exceptions == []
+        assert dt.evaluate(session, "document.querySelectorAll('section.target').length") == 3
+        heads = dt.evaluate(session, "Array.from(document.querySelector('table.comparison').tHead.rows[0].cells)"
+                                     ".map(c => c.textContent)")
+        assert heads == ["model", "recipe", "device:a", "device:b", "device:c"]
+        cells = dt.evaluate(session, "Array.from(document.querySelectorAll('table.comparison tbody tr'))"
+                                     ".map(r => Array.from(r.cells).map(c => c.textContent))")
+        assert len(cells) == 3
+        assert cells[1][2].startswith("★ ship: onnxruntime:cpu int8")  # int8 wins on a
+        assert cells[0][3].startswith("★ ship: onnxruntime:cpu fp32")  # fp32 on b: its INT8 is slower
+        assert cells[2][4].startswith("invalid")  # c was lost before its third job
+        n_ship = dt.evaluate(session, "document.querySelectorAll('table.comparison td.ship').length")
+        assert n_ship == 3

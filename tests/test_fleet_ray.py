@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("_no_artifact_hashing")
 from tests.test_fleet import _no_artifact_hashing  # noqa: E402,F401  (the fixture, used above)
 
 REPO = str(Path(__file__).resolve().parents[1])
-FAKE_DEVICES = ["device:a", "device:b", "device:c"]
+FAKE_DEVICES = ["device:a", "device:b", "device:c", "cpu"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -77,5 +77,25 @@ def test_a_cluster_without_the_device_resource_is_refused():
     assert '"edgekit-device:device:zz": 1' in e.value.hint
 
 
-def test_targets_here_are_the_fake_devices():
-    assert set(TARGETS) <= set(FAKE_DEVICES)
+@pytest.mark.slow
+def test_ray_sweep_with_the_local_cpu_target_and_two_devices(tmp_path, export_artifact):
+    """cpu benches for real inside its actor (the host is one more exclusive device); the two fakes beside it."""
+    from edgekit.bench.results import load_report
+    from edgekit.pipeline.devices import BenchSpec
+    from edgekit.pipeline.executors import BenchJob
+    from edgekit.pipeline.fleet import run_sweep
+    from tests.fleet_fakes import FakeFactory, MixedFactory
+
+    art = str(export_artifact("mobilenetv3_small_100", img_size=32))
+    spec = BenchSpec(runtimes=("onnxruntime",), batch=(1,), min_duration=0.05, min_iterations=5, warmup=0.0,
+                     eval_size=32)
+    work = {t: [BenchJob(t, n, art, "mobilenetv3_small_100", "fp32") for n in ("m-a", "m-b")]
+            for t in ["cpu", *TARGETS]}
+    result = run_sweep(work, output=tmp_path / "out", executor=RayExecutor(), spec=spec, timeout_s=300,
+                       factory=MixedFactory(spec, FakeFactory(str(tmp_path / "devices"), DEVICES)))
+    assert not result.invalid, [r.reason for r in result.invalid]
+    assert_exclusive(result.records)
+    assert not overlaps(tmp_path)
+    cpu = load_report(tmp_path / "out" / "targets" / "cpu" / "results.json")
+    assert [r.status for r in cpu.results] == ["ok", "ok"] and cpu.environment is not None
+    assert {r.worker.split("-")[2] for r in result.records if r.job.target == "cpu"} != {str(os.getpid())}
