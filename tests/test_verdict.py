@@ -159,3 +159,50 @@ def test_an_unstable_fp32_is_still_the_reference_but_never_ships():
     assert v.ship is not None and v.ship.artifact == "m-int8"  # 5x faster: beyond even that noise
     v, _ = judged(fp32(cv=0.30), cand("m-int8", p50=6.0))
     assert v.ship is None and "unstable" in v.note and "rerun" in v.note
+
+
+# --- the vendors' default mixed precisions are candidates where the hardware has them --------------------------
+
+def _int8_manifest():
+    from edgekit.core.manifest import Manifest, TensorSpec, WeightsInfo
+    from edgekit.core.specs import PreprocessSpec
+
+    return Manifest(model="m", family="x", source="tests", num_classes=10, weights=WeightsInfo(origin="none"),
+                    inputs=(TensorSpec("input", (1, 3, 32, 32), "float32", "NCHW"),),
+                    outputs=(TensorSpec("logits", (1, 10), "float32"),), preprocess=PreprocessSpec(input_size=(32, 32)),
+                    precision="int8")
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (("avx512f", "avx512_bf16"), True), (("amx_tile", "amx_bf16"), True), (("neon", "bf16"), True),
+    (("avx2", "avx512f", "avx512_vnni"), False), ((), False),
+])
+def test_openvino_int8_with_bf16_float_layers_is_a_candidate_only_with_native_bf16(flags, expected):
+    from edgekit.bench.plan import plan_cells
+    from edgekit.core.targets import load_target
+
+    cells = plan_cells([_int8_manifest()], load_target("cpu"), cpu_flags=flags)
+    rows = {(c.spec.runtime, c.precision) for c in cells if c.runs}
+    assert ("openvino", "int8+bf16" in {p for r, p in rows if r == "openvino"}) == ("openvino", expected)
+    assert ("openvino", "int8") in rows and ("onnxruntime", "int8+bf16") not in rows  # ORT has no such default
+    asked = plan_cells([_int8_manifest()], load_target("cpu"), cpu_flags=flags, precisions=["int8"])
+    assert all(c.precision == "int8" for c in asked)  # --precision int8 leaves it out
+    if expected:
+        only = plan_cells([_int8_manifest()], load_target("cpu"), cpu_flags=flags, precisions=["int8+bf16"])
+        assert [(c.spec.runtime, c.precision) for c in only if c.runs] == [("openvino", "int8+bf16")]
+
+
+def test_the_mixed_row_asks_openvino_for_bf16_float_layers_even_on_an_ir_that_records_f32():
+    import dataclasses as dc
+
+    from edgekit.core.targets import load_target
+    from edgekit.runtime.backend import OpenRequest
+    from edgekit.runtime.registry import resolve_runtime
+
+    ov = resolve_runtime("openvino")
+    spec = next(s for s in load_target("cpu").runtimes if s.runtime == "openvino")
+    ir = dc.replace(_int8_manifest(), format="openvino-ir", model_file="model.xml",
+                    extra={"inference_precision": "f32"})
+    req = OpenRequest(spec=spec, precision="int8+bf16", manifest=ir, threads=1, streams=1, batch=1)
+    assert ov.options(req)["precision"] == "bf16"
+    assert "precision" not in ov.options(dc.replace(req, precision="int8"))  # the plain row: the IR's own

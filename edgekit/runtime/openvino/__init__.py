@@ -14,7 +14,11 @@ from edgekit.runtime.backend import Backend, BatchMode, OpenRequest
 FORMAT = "openvino-ir"
 #: edgekit precision -> OpenVINO INFERENCE_PRECISION_HINT (int8 layers run in int8 whatever the hint;
 #: the layers around them stay in f32)
-INFERENCE_PRECISION: dict[str, str] = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "f32"}
+INFERENCE_PRECISION: dict[str, str] = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "f32",
+                                       "int8+bf16": "bf16"}
+#: INT8 with the float layers in bf16: what benchmark_app runs by default on a CPU with native bf16
+#: (edgekit's plain ``int8`` row forces f32 for them); a candidate row only where the CPU has it
+MIXED = {"int8": ("int8+bf16", "CPU", ("avx512_bf16", "amx_bf16", "bf16"))}
 
 
 def _options(r: OpenRequest) -> dict[str, Any]:
@@ -22,7 +26,8 @@ def _options(r: OpenRequest) -> dict[str, Any]:
     records the one it was built for (:func:`_manifest_defaults` applies that)."""
     options: dict[str, Any] = {"device": r.spec.device, "hint": "latency", "streams": r.streams,
                                "threads": r.threads, "batch": r.batch}
-    if r.manifest.format != FORMAT or "inference_precision" not in r.manifest.extra:
+    mixed = r.precision in {label for label, _, _ in MIXED.values()}
+    if mixed or r.manifest.format != FORMAT or "inference_precision" not in r.manifest.extra:
         options["precision"] = INFERENCE_PRECISION[r.precision]
     return options
 
@@ -40,6 +45,7 @@ BACKEND = Backend(
     requires="openvino", extra="openvino", aliases=("ov",), formats=("onnx", FORMAT),
     format_aliases={"ir": FORMAT, "openvino": FORMAT}, devices=("CPU", "GPU", "NPU", "AUTO"),
     versions=("openvino",), rank=20, batching=BatchMode.RESHAPE, onnx_precisions=("bf16", "fp16"),
+    mixed_precisions=MIXED,
     options=_options, manifest_defaults=_manifest_defaults,
     builder="edgekit.runtime.openvino.build", build_precisions=("fp32", "fp16", "bf16", "int8"),
     # fp32 IR: measured ~6e-7; fp16-compressed IR run at f32: ~8e-4; INT8 (same Q/DQ graph, two runtimes
