@@ -2,7 +2,7 @@
 
 * Fast tests on small ONNX graphs written with ``onnx.helper`` (random weights: the point is that
   the built engine computes what the ONNX computes, never accuracy), wrapped as artifacts.
-* TensorRT through the fake TensorRT + cuda-python of ``tests/runtime/conftest.py``; the fake engine
+* TensorRT through the strict fake TensorRT + libcudart of ``tests/runtime/fake_tensorrt.py``; the fake engine
   computes ``mean(image) * (k + 1)``, so an ONNX graph computing exactly that verifies end to end.
 * Slow tests on a real exported ``mobilenetv3_small_100`` (random init: build parity only).
 """
@@ -281,7 +281,7 @@ def test_engine_artifact_is_not_a_build_input(tiny_ir, tmp_path):
 @pytest.mark.parametrize(("args", "needle"), [
     (["--target", "intel-cpu", "-p", "int8"], "needs a quantized artifact"),
     (["--target", "intel-cpu", "-p", "fp16"], "target intel-cpu has no runtime with precision=fp16"),
-    (["--target", "nvidia-gpu", "-p", "bf16"], "edgekit does not build bf16 for tensorrt"),
+    (["--target", "nvidia-gpu", "-p", "bf16"], "target nvidia-gpu has no runtime with precision=bf16"),
     (["--target", "jetson-agx-orin", "--device", "DLA", "-p", "fp32"], "no runtime with device=DLA, precision=fp32"),
     (["--target", "intel-cpu", "--batch", "0"], "--batch must be >= 1"),
 ])
@@ -322,13 +322,12 @@ def test_tensorrt_int8_refused_without_qdq_before_import(tiny_art, monkeypatch):
     assert not isinstance(exc.value, MissingDependencyError)
 
 
+FAKE = RT.load_fake_tensorrt()
+
+
 @pytest.fixture
 def fake_trt(monkeypatch):
-    import edgekit.runtime.tensorrt.runner as trt_mod
-
-    trt, cudart = RT.FakeTensorRT("10.3.0"), RT.FakeCudart()
-    monkeypatch.setattr(trt_mod, "import_tensorrt", lambda: trt)
-    monkeypatch.setattr(trt_mod, "import_cudart", lambda: cudart)
+    trt, _ = FAKE.install(monkeypatch, "10.3.0")
     return trt
 
 
@@ -347,7 +346,7 @@ def test_tensorrt_engine_artifact_with_fake_tensorrt(mean_art, tmp_path, fake_tr
     assert recipe["shapes"] == {"image": [[2, 3, 16, 16]] * 3}
     assert m.input.shape == (2, 3, 16, 16)
     # TF32 off, FP16 on; the timing cache is keyed by the device environment and was written
-    assert fake_trt.configs[-1].flags == {"FP16"}
+    assert fake_trt._configs[-1]._flags == {"FP16"}
     cache = Path(recipe["timing_cache"])
     assert cache.parent == cache_dir and cache.read_bytes() == b"+tuned"
     sidecar = json.loads((out / "model.engine.json").read_text())
@@ -364,8 +363,8 @@ def test_tensorrt_without_timing_cache(mean_art, tmp_path, fake_trt):
     art = build_artifact(BuildOptions(artifact=mean_art, target="nvidia-gpu", output=tmp_path / "e",
                                       timing_cache=False))
     assert art.manifest.lineage[-1]["recipe"]["timing_cache"] is None
-    assert fake_trt.configs[-1].timing_cache_in is None
-    assert fake_trt.configs[-1].flags == set()  # fp32: TF32 cleared, nothing else
+    assert fake_trt._configs[-1]._timing_cache_in is None
+    assert fake_trt._configs[-1]._flags == set()  # fp32: TF32 cleared, nothing else
 
 
 def test_tensorrt_engine_that_disagrees_writes_nothing(tiny_art, tmp_path, fake_trt):
@@ -376,6 +375,43 @@ def test_tensorrt_engine_that_disagrees_writes_nothing(tiny_art, tmp_path, fake_
                                     timing_cache_dir=tmp_path / "cache"))
     assert not out.exists() and _leftovers(tmp_path) == []
 
+
+
+@pytest.mark.parametrize(("driver", "runtime", "words"), [
+    (0, 12060, ["no NVIDIA driver"]),  # a CPU-only box
+    (12020, 13000, ["driver supports CUDA 12.2", "driver >= 580"]),  # a driver older than TensorRT's CUDA
+])
+def test_build_without_a_usable_driver_is_one_line_naming_the_fix(mean_art, tmp_path, monkeypatch, driver, runtime,
+                                                                  words):
+    FAKE.install(monkeypatch, "10.3.0", gpu=FAKE.FakeGPU(driver=driver), runtime_version=runtime)
+    out = tmp_path / "engine"
+    r = _invoke(str(mean_art), "--target", "nvidia-gpu", "-o", str(out))
+    assert r.exit_code == 1, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and all(w in lines[0] for w in words), r.output
+    assert "Traceback" not in r.output and not out.exists() and _leftovers(tmp_path) == []
+
+
+def test_bench_on_a_box_without_a_usable_driver_records_the_cell_and_goes_on(mean_art, tmp_path, monkeypatch):
+    """#5: the TensorRT cell is an error row naming the fix; the ONNX Runtime cell of the same run still runs."""
+    FAKE.install(monkeypatch, "10.3.0")
+    engine = tmp_path / "engine"
+    assert _invoke(str(mean_art), "--target", "nvidia-gpu", "-o", str(engine)).exit_code == 0
+    FAKE.install(monkeypatch, "10.3.0", gpu=FAKE.FakeGPU(driver=0))
+    import edgekit.bench.plan as bench_plan
+
+    real = bench_plan.available
+    monkeypatch.setattr(bench_plan, "available", lambda m: m == "tensorrt" or real(m))  # the fake is "installed"
+    res = tmp_path / "res.json"
+    r = CliRunner().invoke(cli, ["bench", str(engine), str(mean_art), "--target", "nvidia-gpu", "--no-accuracy",
+                                 "--runtime", "trt,ort:CPU", "--min-duration", "0.05", "--min-iterations", "3", "--warmup", "0", "--batch", "1",
+                                 "--quiet", "-o", str(res)])
+    assert "Traceback" not in r.output and res.is_file(), r.output
+    rows = json.loads(res.read_text())["results"]
+    trt = [x for x in rows if x["runtime"] == "tensorrt" and x["artifact"] == "engine"]
+    ort = [x for x in rows if x["runtime"] == "onnxruntime"]
+    assert trt and all(x["status"] == "error" and "no NVIDIA driver" in x["reason"] for x in trt), trt
+    assert ort and any(x["status"] == "ok" for x in ort), ort
 
 # -- runner_for_artifact -----------------------------------------------------------------------------
 def test_runner_for_artifact_follows_the_format(tiny_art):

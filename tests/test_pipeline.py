@@ -143,6 +143,16 @@ class TestConfig:
         ({"pipeline": {"name": "t"}, "model": [{"name": "m"}, {"name": "m"}]}, "model"),
         ({"pipeline": {"name": "t"}, "model": []}, "model"),
         ({"model": [{"name": "m"}]}, "<top>"),
+        # the tools' own ranges (once accepted here and refused only when the step ran)
+        ({"pipeline": {"name": "t"}, "model": [{"name": "m", "finetune": {"opset": 9}}]}, "model[0].finetune.opset"),
+        ({"pipeline": {"name": "t"}, "model": [{"name": "m", "finetune": {"train_limit": 1}}]},
+         "model[0].finetune.train_limit"),
+        ({"pipeline": {"name": "t"}, "model": [{"name": "m", "export": {"opset": 30}}]}, "model[0].export.opset"),
+        ({"pipeline": {"name": "t"}, "model": [{"name": "m", "export": {"exporter": "onnxscript"}}]},
+         "model[0].export.exporter"),
+        (minimal(recipe=[{"name": "p", "prune": {"ratio": 0.3, "train_limit": 1}}]), "recipe[0].prune.train_limit"),
+        (minimal(recipe=[{"name": "p", "prune": {"ratio": 0.3, "distill": True}}]), "recipe[0].prune"),
+        (minimal(recipe=[{"name": "q", "quantize": {"precision": "fp16", "max_drop": 1.0}}]), "recipe[0].quantize"),
     ])
     def test_bad_values_name_the_field(self, doc: dict, where: str) -> None:
         with pytest.raises(UsageError) as e:
@@ -224,7 +234,13 @@ class TestCacheKeys:
         (data / "cat" / "2.png").write_bytes(b"two")
         b = keys(text, tmp_path)
         assert all(a[k] != b[k] for k in a)
-        assert keys(TINY.replace('data = "embedded"', 'data = "embedded:all"'), tmp_path) != keys(TINY, tmp_path)
+        no_ft = TINY.replace("finetune = { epochs = 1, img_size = 32, train_limit = 400, batch_size = 64 }\n", "")
+        a, b = keys(no_ft.replace('data = "embedded"', 'data = "embedded:all"'), tmp_path), keys(no_ft, tmp_path)
+        assert a["mobilenetv3_small_100/int8-ort"] != b["mobilenetv3_small_100/int8-ort"]
+        assert a["mobilenetv3_small_100"] == b["mobilenetv3_small_100"]  # an export reads no data
+        # fine-tuning refuses embedded:all (nothing held out): the file check says so, as the step would
+        with pytest.raises(UsageError, match=r"model\[0\]\.finetune: --data 'embedded:all'"):
+            keys(TINY.replace('data = "embedded"', 'data = "embedded:all"'), tmp_path)
 
     def test_tool_version(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         a = keys(TINY, tmp_path)

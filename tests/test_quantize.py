@@ -532,3 +532,22 @@ def test_calibration_images_of_any_size_and_mode_are_preprocessed_from_the_manif
     calib = load_calibration(tmp_path, n=300, manifest=m, seed=0)
     assert calib.x.shape == (2 * (MIN_CALIB // 2 + 2), 3, 64, 64) and calib.x.dtype == np.float32
     assert np.isfinite(calib.x).all() and calib.record["asked"] == 300 and calib.record["n"] == len(calib.sources)
+
+
+def test_fp16_converter_import_leaves_onnxruntime_quantization_importable():
+    """FP16 then INT8 in one process: importing the FP16 converter must not break ORT's quantization import.
+
+    ``onnxruntime.quantization`` imports ``onnxruntime.transformers.onnx_utils``, whose modules import each
+    other as top-level names from the directory ``onnxruntime/transformers/__init__.py`` puts on sys.path.
+    """
+    import subprocess
+    import sys
+
+    pytest.importorskip("onnxruntime", reason="the FP16 converter is ONNX Runtime's")
+    code = ("from edgekit.optimize.quant.fp16 import _float16_module\n"
+            "_float16_module()\n"
+            "import onnxruntime.quantization\n"
+            "from onnxruntime.quantization import quantize_static\n"
+            "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

@@ -32,7 +32,7 @@ from edgekit.bench.inputs import ArtifactInputs, EvalSet
 from edgekit.bench.memory import MemorySampler
 from edgekit.bench.plan import Cell, artifact_format
 from edgekit.bench.results import BenchResult
-from edgekit.core.errors import ArtifactError, DataError, EdgekitError, UsageError
+from edgekit.core.errors import ArtifactError, DataError, DeviceError, EdgekitError, UsageError
 from edgekit.core.manifest import Artifact
 from edgekit.core.target_schema import RuntimeSpec, TargetProfile
 from edgekit.runtime.backend import BatchMode, OpenRequest
@@ -198,6 +198,9 @@ def run_cell(ctx: CellContext, cell: Cell, artifact: Artifact, name: str, inputs
         except UsageError as e:
             log.info("%s: unsupported here: %s", base["key"], e.one_line())
             return BenchResult(status="unsupported", reason=e.one_line(), **base)
+        except DeviceError as e:  # no/old driver, CUDA failure: this cell's row, the run goes on
+            log.warning("%s failed to load: %s", base["key"], e.one_line())
+            return BenchResult(status="error", reason=e.one_line(), **base)
         load_ms = (time.perf_counter_ns() - t0) / 1e6
         try:
             check_input_specs(name, m.inputs, runner.inputs, m.preprocess.input_size)

@@ -42,7 +42,7 @@ class JetsonInfo:
     cuda: str | None = None
     nvpmodel_mode: str | None = None
     nvpmodel_id: int | None = None
-    jetson_clocks: str | None = None  # "locked", "dvfs" (both inferred from --show) or None
+    jetson_clocks: str | None = None  # "locked", "dvfs" (inferred from --show), "unknown (needs root)" or None
     jetson_clocks_raw: str | None = None
     module: str | None = None  # module P-number ("p3767-0005"), from the device tree
 
@@ -127,19 +127,27 @@ def _thermal(root: Path) -> dict[str, float]:
 
 
 def parse_jetson_clocks(text: str | None) -> str | None:
-    """'locked' when every clock in ``jetson_clocks --show`` runs at its maximum and cannot scale
-    (MinFreq == MaxFreq, or FreqOverride=1 as EMC shows), else 'dvfs'; None when nothing parsed.
+    """'locked' when ``jetson_clocks --show`` shows the clocks pinned, else 'dvfs'; None when nothing parsed.
 
-    An inference from the printout, recorded next to the raw text.
+    Judged on the rows jetson_clocks locks: every online ``cpuN`` (MinFreq == MaxFreq == CurrentFreq), ``GPU``
+    (MinFreq == MaxFreq) and ``EMC`` (FreqOverride=1). The DLA / PVA / CVNAS rows are left out: jetson_clocks
+    only shows them and their MinFreq stays 0 even when locked. An inference from the printout, recorded next to
+    the raw text.
     """
     rows = 0
     for line in (text or "").splitlines():
         m = re.search(r"MinFreq=(\d+)\s+MaxFreq=(\d+)\s+CurrentFreq=(\d+)", line)
-        if not m:
+        name = line.split(":")[0].split()[0] if line.strip() else ""
+        if not m or not (re.fullmatch(r"cpu\d+", name) or name in ("GPU", "EMC")):
+            continue
+        if "Online=0" in line:
             continue
         rows += 1
         lo, hi, cur = m.groups()
-        if cur != hi or (lo != hi and "FreqOverride=1" not in line):
+        if name == "EMC":
+            if "FreqOverride=1" not in line:
+                return "dvfs"
+        elif lo != hi or (name != "GPU" and cur != hi):
             return "dvfs"
     return "locked" if rows else None
 
@@ -153,9 +161,12 @@ def _jetson(facts: HostFacts, root: Path, run: Run, timeout_s: float) -> JetsonI
     if m:
         cuda = m.group(1) or m.group(2)
     clocks_raw = run(["jetson_clocks", "--show"], timeout_s)
+    clocks = parse_jetson_clocks(clocks_raw)
+    if clocks_raw is None and (run(["id", "-u"], timeout_s) or "0").strip() not in ("0", ""):
+        clocks = "unknown (needs root)"  # jetson_clocks --show exits 1 for non-root users
     return JetsonInfo(model=facts.board, l4t=facts.l4t, jetpack=facts.jetpack, jetpack_source=facts.jetpack_source,
                       cuda=cuda, nvpmodel_mode=facts.nvpmodel_mode, nvpmodel_id=facts.nvpmodel_id,
-                      jetson_clocks=parse_jetson_clocks(clocks_raw),
+                      jetson_clocks=clocks,
                       jetson_clocks_raw=clocks_raw[:4000] if clocks_raw else None, module=facts.jetson_module)
 
 

@@ -44,13 +44,13 @@ class UnknownModelError(UsageError):
 class MissingDependencyError(UsageError):
     """An optional dependency is not installed; names the extra to install."""
 
-    def __init__(self, module: str, extra: str, *, purpose: str = "") -> None:
+    def __init__(self, module: str, extra: str, *, purpose: str = "", hint: str | None = None) -> None:
         self.module = module
         self.extra = extra
         what = f" ({purpose})" if purpose else ""
         super().__init__(
             f"{module} is not installed{what}",
-            hint=f"install it with: pip install 'edgekit[{extra}]'",
+            hint=hint or f"install it with: pip install 'edgekit[{extra}]'",
         )
 
 
@@ -72,6 +72,14 @@ class OutputError(UsageError):
 
 class ExportError(EdgekitError):
     """Export to ONNX failed in the exporter or the ONNX checker."""
+
+    exit_code = 1
+
+
+class DeviceError(EdgekitError):
+    """The accelerator or its driver failed or does not fit (no NVIDIA driver, a driver older than the CUDA
+    runtime, a CUDA call that failed): the message names the CUDA error and the fix. A benchmark records it
+    in the cell's row and goes on with the other cells."""
 
     exit_code = 1
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from edgekit.core.errors import ExportError, UsageError
 from edgekit.core.lazy import require
+from edgekit.core.options import Rule
 from edgekit.core.specs import StrEnum
 
 log = logging.getLogger(__name__)
@@ -52,12 +53,14 @@ class ExportedGraph:
     log: str
 
 
+#: the one opset range: export, finetune and prune fields and the pipeline file all use it
+OPSET_RULE = Rule(lambda v: MIN_OPSET <= v <= MAX_OPSET, f"an opset from {MIN_OPSET} to {MAX_OPSET}",
+                  hint=f"choose an opset from {MIN_OPSET} to {MAX_OPSET} (17 is the default and runs everywhere)")
+
+
 def check_opset(opset: int) -> None:
-    if not (MIN_OPSET <= opset <= MAX_OPSET):
-        raise UsageError(
-            f"unsupported opset {opset}",
-            hint=f"choose an opset from {MIN_OPSET} to {MAX_OPSET} (17 is the default and runs everywhere)",
-        )
+    if not OPSET_RULE.ok(opset):
+        raise UsageError(f"unsupported opset {opset}", hint=OPSET_RULE.hint)
 
 
 def _torchscript(model: Any, example: Any, path: Path, opset: int, dynamic_batch: bool) -> str:

@@ -26,7 +26,10 @@ from edgekit.core.manifest import MANIFEST_NAME, Artifact, Manifest, load_artifa
 from edgekit.core.specs import PreprocessSpec, TensorSpec
 from edgekit.core.versions import tool_versions
 from edgekit.export.check import check_graph
-from edgekit.export.onnx_export import BATCH_DIM, INPUT_NAME, OUTPUT_NAME, Exporter, check_opset, export_torch_to_onnx
+from edgekit.core.options import at_least, between, check_fields, opt
+from edgekit.export.onnx_export import (
+    BATCH_DIM, INPUT_NAME, OPSET_RULE, OUTPUT_NAME, Exporter, check_opset, export_torch_to_onnx,
+)
 from edgekit.export.parity import DEFAULT_REL_TOL, check_parity
 
 log = logging.getLogger(__name__)
@@ -41,12 +44,12 @@ class ExportOptions:
     model: str
     output: Path
     weights: str = "imagenet"
-    num_classes: int | None = None
-    img_size: int | None = None
-    batch: int = 1
-    dynamic_batch: bool = False
-    opset: int = 17
-    exporter: Exporter = Exporter.AUTO
+    num_classes: int | None = opt(None, rule=at_least(1, ">= 1"), help="Classes of a new head.")
+    img_size: int | None = opt(None, rule=between(16, 2048), help="Input size (default: the model's own).")
+    batch: int = opt(1, rule=at_least(1, ">= 1"), help="Static batch size of the graph.")
+    dynamic_batch: bool = opt(False, help="Make the batch dimension dynamic.")
+    opset: int = opt(17, rule=OPSET_RULE, help="ONNX opset.")
+    exporter: Exporter = opt(Exporter.AUTO, help="torch.onnx exporter.")
     parity_images: int = 8
     parity_random: int = 2
     rel_tol: float = DEFAULT_REL_TOL
@@ -65,13 +68,14 @@ class ExportOptions:
     extra_files: dict[str, Path] = field(default_factory=dict)
 
     def validate(self) -> None:
+        """Every value (:meth:`check`), then the output directory."""
+        self.check()
+        check_output_dir(self.output, overwrite=self.overwrite)
+
+    def check(self) -> None:
+        """The values alone (no output is touched): what ``edgekit run --dry-run`` checks."""
         check_opset(self.opset)
-        if self.batch < 1:
-            raise UsageError(f"--batch must be >= 1, got {self.batch}")
-        if self.img_size is not None and not (16 <= self.img_size <= 2048):
-            raise UsageError(f"--img-size must be between 16 and 2048, got {self.img_size}")
-        if self.num_classes is not None and self.num_classes < 1:
-            raise UsageError(f"--num-classes must be >= 1, got {self.num_classes}")
+        check_fields(self)
         if self.parity_images < 1:
             raise UsageError(f"parity needs at least one real image, got {self.parity_images}")
         for name, src in self.extra_files.items():
@@ -79,7 +83,6 @@ class ExportOptions:
                 raise UsageError(f"extra file name {name!r} must be a plain file name other than the artifact's own")
             if not Path(src).is_file():
                 raise UsageError(f"extra file {src} for {name!r} does not exist")
-        check_output_dir(self.output, overwrite=self.overwrite)
 
 
 def parity_inputs(spec: PreprocessSpec, *, n_real: int, n_random: int, seed: int) -> tuple[np.ndarray, str]:

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.core.errors import UsageError
+from edgekit.pipeline.kinds import KINDS, RECIPE_KINDS, StepInput, key_rules, make_options
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -57,7 +58,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DEFAULT_PIPELINE = "embedded-default"
-RECIPE_KINDS = ("quantize", "prune")
 _NUM = (int, float)
 
 
@@ -148,7 +148,6 @@ def _rule(types: type | tuple[type, ...], check: Any = None, wants: str = "") ->
 _POS_INT = _rule(int, _pos, "> 0")
 _POS_NUM = _rule(_NUM, _pos, "> 0")
 _STR = _rule(str, lambda v: bool(v.strip()), "a non-empty string")
-_BOOL = _rule(bool)
 
 PIPELINE_KEYS = {"name": _STR, "target": _STR, "targets": _rule(list), "data": _STR,
                  "seed": _rule(int, _nonneg, ">= 0")}
@@ -157,32 +156,6 @@ BENCH_KEYS = {
     "eval_size": _POS_INT, "batch": _rule(list), "runtimes": _rule(list), "precisions": _rule(list),
 }
 MODEL_KEYS = {"name": _STR, "weights": _STR, "finetune": _rule(dict), "export": _rule(dict)}
-FINETUNE_KEYS = {
-    "epochs": _POS_INT, "img_size": _rule(int, lambda v: 16 <= v <= 1024, "in [16, 1024]"),
-    "batch_size": _rule(int, lambda v: v >= 2, ">= 2"), "lr": _POS_NUM, "weight_decay": _rule(_NUM, _nonneg, ">= 0"),
-    "label_smoothing": _rule(_NUM, lambda v: 0 <= v < 1, "in [0, 1)"), "freeze_backbone": _BOOL,
-    "select": _rule(str, lambda v: v in ("best", "last"), "'best' or 'last'"), "seed": _rule(int, _nonneg, ">= 0"),
-    "train_limit": _POS_INT, "opset": _rule(int, lambda v: 7 <= v <= 30, "an ONNX opset"), "threads": _POS_INT,
-}
-EXPORT_KEYS = {
-    "img_size": _rule(int, lambda v: 16 <= v <= 2048, "in [16, 2048]"),
-    "opset": _rule(int, lambda v: 7 <= v <= 30, "an ONNX opset"), "exporter": _STR, "dynamic_batch": _BOOL,
-}
-QUANTIZE_KEYS = {
-    "precision": _rule(str, lambda v: v in ("int8", "fp16"), "'int8' or 'fp16'"),
-    "method": _rule(str, lambda v: v in ("onnxruntime", "nncf"), "'onnxruntime' or 'nncf'"),
-    "for": _STR, "preset": _STR, "calib_size": _rule(int, lambda v: v >= 32, ">= 32"),
-    "max_drop": _rule(_NUM, lambda v: 0 < v <= 100, "in (0, 100]"), "eval_size": _POS_INT, "batch": _POS_INT,
-    "max_iterations": _POS_INT,
-}
-PRUNE_KEYS = {
-    "ratio": _rule(_NUM, lambda v: 0 < v < 1, "in (0, 1)"),
-    "round_to": _rule(int, lambda v: 1 <= v <= 256, "in [1, 256]"),
-    "global_pruning": _BOOL, "finetune_epochs": _rule(int, _nonneg, ">= 0"), "distill": _BOOL, "lr": _POS_NUM,
-    "batch_size": _rule(int, lambda v: v >= 2, ">= 2"), "train_limit": _POS_INT,
-    "min_gain": _rule(_NUM, lambda v: 0 <= v < 1, "in [0, 1)"), "bench_rounds": _rule(int, _nonneg, ">= 0"),
-    "bench_window_s": _POS_NUM,
-}
 GATE_KEYS = {
     "max_top1_drop": _rule(_NUM, lambda v: 0 <= v <= 100, "in [0, 100] points"),
     "max_rel_drop": _rule(_NUM, lambda v: 0 < v < 100, "in (0, 100) percent"),
@@ -270,9 +243,36 @@ def parse_pipeline(data: dict[str, Any], *, origin: str, base_dir: Path | None =
     targets = _str_list(origin, "pipeline.targets", p["targets"]) if "targets" in p else (p.get("target", "cpu"),)
     if len(set(targets)) != len(targets):
         raise _bad(origin, "pipeline.targets", f"each target once, got {list(targets)}")
-    return Pipeline(name=p["name"], origin=origin, target=targets[0], data=data_spec,
-                    seed=int(p.get("seed", 0)), models=models, recipes=recipes, bench=bench, gate=gate,
-                    targets=tuple(targets))
+    pipeline = Pipeline(name=p["name"], origin=origin, target=targets[0], data=data_spec,
+                        seed=int(p.get("seed", 0)), models=models, recipes=recipes, bench=bench, gate=gate,
+                        targets=tuple(targets))
+    check_tool_options(pipeline)
+    return pipeline
+
+
+def check_tool_options(pipeline: Pipeline) -> None:
+    """Build every step's tool options and call their ``check()`` (what each tool checks before it works).
+
+    The key rules above come from the same option fields; this adds the tools' cross-field checks
+    (e.g. prune's ``distill`` without recovery epochs), so ``--dry-run`` fails where the step would.
+    """
+    def check(kind: str, where: str, model: ModelStep, params: dict[str, Any]) -> None:
+        step = StepInput(model=model.name, weights=model.weights, params=params, data=pipeline.data,
+                         seed=pipeline.seed, output=Path("<step output>"),
+                         parent=None if not KINDS[kind].recipe else Path("<parent artifact>"))
+        try:
+            make_options(KINDS[kind], step).check()
+        except UsageError as e:
+            raise _bad(pipeline.origin, where, e.message) from None
+
+    for i, m in enumerate(pipeline.models):
+        if m.finetune is not None:
+            check("finetune", f"model[{i}].finetune", m, m.finetune)
+        else:
+            check("export", f"model[{i}].export", m, m.export)
+        for j, r in enumerate(pipeline.recipes):
+            if r.kind is not None and i == 0:  # a recipe's options do not depend on the model
+                check(r.kind, f"recipe[{j}].{r.kind}", m, r.params)
 
 
 def _models(origin: str, raw: list[Any], base_dir: Path | None) -> tuple[ModelStep, ...]:
@@ -282,8 +282,8 @@ def _models(origin: str, raw: list[Any], base_dir: Path | None) -> tuple[ModelSt
     for i, m in enumerate(raw):
         where = f"model[{i}]"
         m = _check(origin, where, m, MODEL_KEYS, ("name",))
-        ft = _check(origin, f"{where}.finetune", m["finetune"], FINETUNE_KEYS) if "finetune" in m else None
-        exp = _check(origin, f"{where}.export", m.get("export", {}), EXPORT_KEYS)
+        ft = _check(origin, f"{where}.finetune", m["finetune"], key_rules("finetune")) if "finetune" in m else None
+        exp = _check(origin, f"{where}.export", m.get("export", {}), key_rules("export"))
         if ft is not None and set(exp) - {"opset"}:
             raise _bad(origin, f"{where}.export", f"{sorted(set(exp) - {'opset'})} do not apply to a fine-tuned "
                                                   "model: set them in finetune (e.g. finetune.img_size)")
@@ -309,17 +309,16 @@ def _recipes(origin: str, raw: list[Any]) -> tuple[Recipe, ...]:
     recipes = []
     for i, r in enumerate(raw):
         where = f"recipe[{i}]"
-        r = _check(origin, where, r, {"name": _STR, "quantize": _rule(dict), "prune": _rule(dict)}, ("name",))
+        r = _check(origin, where, r, {"name": _STR, **{k: _rule(dict) for k in RECIPE_KINDS}}, ("name",))
         kinds = [k for k in RECIPE_KINDS if k in r]
         if len(kinds) > 1:
             raise _bad(origin, where, f"has both {kinds}; make one recipe per step")
         kind = kinds[0] if kinds else None
         params: dict[str, Any] = {}
+        if kind is not None:
+            params = dict(_check(origin, f"{where}.{kind}", r[kind], key_rules(kind), KINDS[kind].required))
         if kind == "quantize":
-            params = dict(_check(origin, f"{where}.quantize", r["quantize"], QUANTIZE_KEYS))
             params.setdefault("precision", "int8")
-        elif kind == "prune":
-            params = dict(_check(origin, f"{where}.prune", r["prune"], PRUNE_KEYS, ("ratio",)))
         name = r["name"]
         if "/" in name or "\\" in name or name.startswith("."):
             raise _bad(origin, f"{where}.name", f"{name!r} must not contain '/' or '\\' or start with '.'")

@@ -26,30 +26,7 @@ from typing import Any
 from edgekit.core.atomic import sha256_file
 from edgekit.pipeline.cache import CacheEntry, StepCache, step_key
 from edgekit.pipeline.config import ModelStep, Pipeline, Recipe
-
-#: which tool versions each step kind depends on
-TOOLS: dict[str, tuple[str, ...]] = {
-    "finetune": ("torch", "torchvision", "timm", "onnx", "onnxruntime", "onnxscript", "numpy", "Pillow",
-                 "safetensors"),
-    "export": ("torch", "torchvision", "timm", "onnx", "onnxruntime", "onnxscript", "numpy", "Pillow"),
-    "quantize": ("onnx", "onnxruntime", "openvino", "nncf", "numpy", "Pillow"),
-    "prune": ("torch", "torchvision", "timm", "torch-pruning", "onnx", "onnxruntime", "onnxscript", "numpy",
-              "Pillow", "safetensors"),
-}
-_COMMON_SOURCES = ("core/*.py", "data/*.py", "zoo/*.py", "export/*.py", "runtime/**/*.py",
-                   "graph/*.py", "pipeline/steps.py")
-_TRAIN_SOURCES = ("optimize/__init__.py", "optimize/train/*.py")
-#: the edgekit files (globs under the package) whose content each step kind depends on
-SOURCES: dict[str, tuple[str, ...]] = {
-    "finetune": _COMMON_SOURCES + _TRAIN_SOURCES,
-    "export": _COMMON_SOURCES,
-    "quantize": _COMMON_SOURCES + ("optimize/__init__.py", "optimize/quant/*.py", "bench/paired.py",
-                                   "bench/accuracy.py", "targets/*.toml"),
-    "prune": _COMMON_SOURCES + _TRAIN_SOURCES + ("optimize/prune/*.py", "bench/paired_latency.py",
-                                                 "bench/harness.py", "bench/stats.py"),
-}
-#: step kinds that train with torch: their result depends on the thread count
-TRAINS = ("finetune", "prune")
+from edgekit.pipeline.kinds import KINDS
 
 
 @functools.lru_cache(maxsize=None)
@@ -59,7 +36,7 @@ def source_digest(kind: str) -> str:
 
     pkg = Path(edgekit.__file__).resolve().parent
     files: dict[str, Path] = {}
-    for pattern in SOURCES[kind]:
+    for pattern in KINDS[kind].sources:
         if pattern.startswith("targets/"):  # beside the package in a checkout, inside it in a wheel
             from edgekit.core.targets import builtin_targets_dir
 
@@ -140,11 +117,15 @@ def make_plan(pipeline: Pipeline, cache: StepCache, *, target: str | None = None
         params: dict[str, Any] = {"weights": weights_fingerprint(m.weights), "export": m.export,
                                   "seed": pipeline.seed}
         inputs: dict[str, Any] = {"model": m.name, "weights": params["weights"]}
+        k = KINDS[kind]
         if kind == "finetune":
             params["finetune"] = m.finetune
+        table = m.finetune if m.finetune is not None else m.export
+        if k.needs_data(table):
             inputs["data"] = data_fp
-            inputs["threads"] = m.finetune.get("threads", threads)  # type: ignore[union-attr]
-        key = step_key(kind, inputs=inputs, recipe=params, tools=TOOLS[kind], source=source_digest(kind))
+        if k.trains:
+            inputs["threads"] = table.get("threads", threads)
+        key = step_key(kind, inputs=inputs, recipe=params, tools=k.tools, source=source_digest(kind))
         base = Step(kind, m.name, m, None, key, cache.entry(kind, key), None, params)
         steps.append(base)
         for r in pipeline.recipes:
@@ -153,11 +134,12 @@ def make_plan(pipeline: Pipeline, cache: StepCache, *, target: str | None = None
                 continue
             rparams = {**r.params, "seed": pipeline.seed}
             rinputs: dict[str, Any] = {"parent": base.key}
-            if r.kind == "quantize" or (r.kind == "prune" and r.params.get("finetune_epochs")):
+            rk = KINDS[r.kind]
+            if rk.needs_data(r.params):
                 rinputs["data"] = data_fp
-            if r.kind in TRAINS:
-                rinputs["threads"] = threads
-            rkey = step_key(r.kind, inputs=rinputs, recipe=rparams, tools=TOOLS[r.kind], source=source_digest(r.kind))
+            if rk.trains:
+                rinputs["threads"] = r.params.get("threads", threads)
+            rkey = step_key(r.kind, inputs=rinputs, recipe=rparams, tools=rk.tools, source=source_digest(r.kind))
             step = Step(r.kind, f"{m.name}/{r.name}", m, r, rkey, cache.entry(r.kind, rkey), base, rparams)
             steps.append(step)
             artifacts.append((m.name, r.name, step))

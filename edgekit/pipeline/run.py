@@ -29,7 +29,7 @@ from edgekit.pipeline.cache import StepCache
 from edgekit.pipeline.config import Pipeline
 from edgekit.pipeline.gate import RunCheck, check_run
 from edgekit.pipeline.plan import Plan, Step, make_plan
-from edgekit.pipeline.steps import run_step
+from edgekit.pipeline.kinds import KINDS, StepInput, run_tool
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,16 @@ def publish_artifacts(plan: Plan, done: dict[str, Artifact], output: Path) -> li
                 shutil.copytree(art.path, stage, dirs_exist_ok=True)
         paths.append(dest)
     return paths
+
+
+def run_step(step: Step, pipeline: Pipeline, *, overwrite: bool, threads: int | None, progress: RunProgress) -> None:
+    """Make the artifact of ``step`` at its cache path with its kind's tool (:data:`edgekit.pipeline.kinds.KINDS`)."""
+    m = step.model
+    params = step.recipe.params if step.recipe is not None else (m.finetune if m.finetune is not None else m.export)
+    run_tool(KINDS[step.kind], StepInput(model=m.name, weights=m.weights, params=params, data=pipeline.data,
+                                         seed=pipeline.seed, output=step.path,
+                                         parent=step.parent.path if step.parent is not None else None,
+                                         overwrite=overwrite, threads=threads), progress=progress)
 
 
 def preflight(plan: Plan) -> None:

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -167,315 +169,35 @@ def ort_reference():
     return run
 
 
-# -- a fake TensorRT + cuda-python, for the backend's logic on machines without a GPU --------------
-#
-# They follow the TensorRT 10 / 11 Python API (Builder, BuilderConfig, OnnxParser, Runtime,
-# ICudaEngine, IExecutionContext) and cuda-python's ``(err, value)`` convention closely enough to
-# drive edgekit's code paths; what real TensorRT does is checked by the GPU tests.
-
-
-class _Member:
-    def __init__(self, enum: str, name: str, value: int) -> None:
-        self.enum, self.name, self.value = enum, name, value
-
-    def __int__(self) -> int:
-        return self.value
-
-    def __repr__(self) -> str:
-        return f"{self.enum}.{self.name}"
-
-
-def _enum(name: str, members: list[str]) -> type:
-    return type(name, (), {m: _Member(name, m, i) for i, m in enumerate(members)})
-
-
-class FakeILogger:
-    INTERNAL_ERROR, ERROR, WARNING, INFO, VERBOSE = range(5)
-
-    def __init__(self) -> None:
-        pass
-
-
-class FakeTensorRT:
-    """``tensorrt`` as seen by edgekit. ``v11=True`` drops FP16/INT8 builder flags, as TensorRT 11 did."""
-
-    def __init__(self, version: str = "10.3.0", *, v11: bool = False, fail_build: bool = False) -> None:
-        self.__version__ = version
-        flags = ["DEBUG", "GPU_FALLBACK", "TF32", "VERSION_COMPATIBLE"] + ([] if v11 else ["FP16", "BF16", "INT8"])
-        self.BuilderFlag = _enum("BuilderFlag", flags)
-        self.NetworkDefinitionCreationFlag = _enum(
-            "NetworkDefinitionCreationFlag", ["STRONGLY_TYPED"] if v11 else ["EXPLICIT_BATCH", "STRONGLY_TYPED"]
-        )
-        self.MemoryPoolType = _enum("MemoryPoolType", ["WORKSPACE"])
-        self.DeviceType = _enum("DeviceType", ["GPU", "DLA"])
-        self.HardwareCompatibilityLevel = _enum("HardwareCompatibilityLevel", ["NONE", "AMPERE_PLUS"])
-        self.TensorIOMode = _enum("TensorIOMode", ["NONE", "INPUT", "OUTPUT"])
-        self.DataType = _enum("DataType", ["FLOAT", "HALF", "INT8", "INT32", "BOOL", "UINT8", "INT64", "BF16"])
-        self.ILogger = FakeILogger
-        self.fail_build = fail_build
-        self.configs: list[FakeConfig] = []
-        self.networks: list[dict] = []
-        self.deserialized: list[bytes] = []
-
-    def Builder(self, logger):  # noqa: N802 - TensorRT's name
-        return FakeBuilder(self, logger)
-
-    def OnnxParser(self, network, logger):  # noqa: N802
-        return FakeParser(network)
-
-    def Runtime(self, logger):  # noqa: N802
-        return FakeRuntime(self, logger)
-
-
-class FakeTimingCache:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def serialize(self) -> bytes:
-        return self.data + b"+tuned"
-
-
-class FakeConfig:
-    def __init__(self, trt: FakeTensorRT) -> None:
-        self.trt = trt
-        self.flags = {"TF32"}  # on by default, as in TensorRT
-        self.pool: dict = {}
-        self.profiles: list[dict] = []
-        self.timing_cache_in: bytes | None = None
-        self.builder_optimization_level = 3
-        self.default_device_type = None
-        self.DLA_core = -1
-        self.hardware_compatibility_level = None
-
-    def set_flag(self, f: _Member) -> None:
-        self.flags.add(f.name)
-
-    def clear_flag(self, f: _Member) -> None:
-        self.flags.discard(f.name)
-
-    def set_memory_pool_limit(self, pool: _Member, size: int) -> None:
-        self.pool[pool.name] = size
-
-    def add_optimization_profile(self, p: dict) -> int:
-        self.profiles.append(p)
-        return len(self.profiles) - 1
-
-    def create_timing_cache(self, data: bytes) -> FakeTimingCache:
-        self.timing_cache_in = bytes(data)
-        return FakeTimingCache(bytes(data))
-
-    def set_timing_cache(self, cache: FakeTimingCache, ignore_mismatch: bool) -> bool:
-        self._cache = cache
-        return not cache.data.startswith(b"other-device")
-
-    def get_timing_cache(self) -> FakeTimingCache:
-        return self._cache
-
-
-class FakeBuilder:
-    num_DLA_cores = 0
-
-    def __init__(self, trt: FakeTensorRT, logger) -> None:
-        self.trt, self.logger = trt, logger
-
-    def create_network(self, flags: int = 0) -> dict:
-        net = {"flags": flags, "parsed": None}
-        self.trt.networks.append(net)
-        return net
-
-    def create_builder_config(self) -> FakeConfig:
-        cfg = FakeConfig(self.trt)
-        self.trt.configs.append(cfg)
-        return cfg
-
-    def create_optimization_profile(self) -> dict:
-        class Profile(dict):
-            def set_shape(self, name, lo, opt, hi):
-                self[name] = (tuple(lo), tuple(opt), tuple(hi))
-
-        return Profile()
-
-    def build_serialized_network(self, network: dict, config: FakeConfig):
-        if self.trt.fail_build:
-            self.logger.log(FakeILogger.ERROR, "fake: no implementation for node Conv_0")
-            return None
-        import json as _json
-
-        profile = config.profiles[0] if config.profiles else {}
-        return b"FAKEPLAN" + _json.dumps({"profile": {k: list(map(list, v)) for k, v in profile.items()}}).encode()
-
-
-class FakeParser:
-    num_errors = 0
-
-    def __init__(self, network: dict) -> None:
-        self.network = network
-
-    def parse_from_file(self, path: str) -> bool:
-        data = Path(path).read_bytes()
-        if not data.startswith(b"\x08"):  # every ONNX ModelProto starts with field 1 (ir_version)
-            self.num_errors = 1
-            return False
-        self.network["parsed"] = path
-        return True
-
-    def get_error(self, i: int) -> str:
-        return "fake: ModelImporter.cpp: failed to parse"
-
-
-class FakeRuntime:
-    def __init__(self, trt: FakeTensorRT, logger) -> None:
-        self.trt = trt
-        self.DLA_core = -1
-
-    def deserialize_cuda_engine(self, data: bytes):
-        import json as _json
-
-        self.trt.deserialized.append(bytes(data))
-        if not data.startswith(b"FAKEPLAN"):
-            return None
-        return FakeEngine(self.trt, _json.loads(data[len(b"FAKEPLAN") :]))
-
-
-class FakeEngine:
-    """The tiny model's I/O: image[-1,3,16,16] -> logits[-1,5]; logits[b,k] = mean(image[b]) * (k+1)."""
-
-    def __init__(self, trt: FakeTensorRT, plan: dict) -> None:
-        self.trt, self.plan = trt, plan
-        self.num_io_tensors = 2
-
-    def get_tensor_name(self, i: int) -> str:
-        return ["image", "logits"][i]
-
-    def get_tensor_mode(self, name: str):
-        return self.trt.TensorIOMode.INPUT if name == "image" else self.trt.TensorIOMode.OUTPUT
-
-    def get_tensor_shape(self, name: str):
-        return (-1, 3, 16, 16) if name == "image" else (-1, TINY_CLASSES)
-
-    def get_tensor_dtype(self, name: str):
-        return self.trt.DataType.FLOAT
-
-    def get_tensor_profile_shape(self, name: str, profile: int):
-        return [tuple(s) for s in self.plan["profile"][name]]
-
-    def create_execution_context(self):
-        return FakeContext()
-
-
-class FakeContext:
-    def __init__(self) -> None:
-        self.shapes: dict = {}
-        self.addr: dict = {}
-
-    def set_input_shape(self, name, shape) -> bool:
-        self.shapes[name] = tuple(shape)
-        return True
-
-    def get_tensor_shape(self, name):
-        return self.shapes["image"] if name == "image" else (self.shapes["image"][0], TINY_CLASSES)
-
-    def set_tensor_address(self, name, ptr) -> bool:
-        self.addr[name] = ptr
-        return True
-
-    def execute_async_v3(self, stream_handle: int) -> bool:
-        import ctypes
-
-        shape = self.shapes["image"]
-        n = int(np.prod(shape))
-        x = np.frombuffer((ctypes.c_float * n).from_address(self.addr["image"]), dtype=np.float32).reshape(shape)
-        y = np.frombuffer(
-            (ctypes.c_float * (shape[0] * TINY_CLASSES)).from_address(self.addr["logits"]), dtype=np.float32
-        ).reshape(shape[0], TINY_CLASSES)
-        y[:] = x.reshape(shape[0], -1).mean(1, keepdims=True) * np.arange(1, TINY_CLASSES + 1, dtype=np.float32)
-        return True
-
-
-class FakeCudart:
-    """cuda-python's runtime module: every call returns ``(err, *values)``; memory is host memory."""
-
-    cudaMemcpyKind = _enum("cudaMemcpyKind", ["cudaMemcpyHostToHost", "cudaMemcpyHostToDevice", "cudaMemcpyDeviceToHost"])
-
-    def __init__(self) -> None:
-        self.buffers: dict[int, object] = {}
-        self.freed: list[int] = []
-        self.copies: list[str] = []
-
-    def _alloc(self, n: int):
-        import ctypes
-
-        buf = (ctypes.c_byte * n)()
-        addr = ctypes.addressof(buf)
-        self.buffers[addr] = buf
-        return 0, addr
-
-    def cudaMalloc(self, n):  # noqa: N802
-        return self._alloc(n)
-
-    def cudaMallocHost(self, n):  # noqa: N802
-        return self._alloc(n)
-
-    def cudaFree(self, p):  # noqa: N802
-        self.freed.append(p)
-        return (0,)
-
-    cudaFreeHost = cudaFree
-
-    def cudaMemcpyAsync(self, dst, src, n, kind, stream):  # noqa: N802
-        import ctypes
-
-        ctypes.memmove(dst, src, n)
-        self.copies.append(kind.name)
-        return (0,)
-
-    def cudaStreamCreate(self):  # noqa: N802
-        return 0, 7
-
-    def cudaStreamDestroy(self, s):  # noqa: N802
-        return (0,)
-
-    def cudaStreamSynchronize(self, s):  # noqa: N802
-        return (0,)
-
-    def cudaEventCreate(self):  # noqa: N802
-        return 0, 11
-
-    def cudaEventDestroy(self, e):  # noqa: N802
-        return (0,)
-
-    def cudaEventRecord(self, e, s):  # noqa: N802
-        return (0,)
-
-    def cudaEventElapsedTime(self, a, b):  # noqa: N802
-        return 0, 0.25
-
-    def cudaSetDevice(self, d):  # noqa: N802
-        return (0,)
-
-    def cudaGetDeviceCount(self):  # noqa: N802
-        return 0, 1
-
-    def cudaRuntimeGetVersion(self):  # noqa: N802
-        return 0, 12060
-
-    def cudaGetDeviceProperties(self, d):  # noqa: N802
-        from types import SimpleNamespace
-
-        return 0, SimpleNamespace(name=b"Orin\x00\x00", major=8, minor=7)
+# -- the strict fake TensorRT + CUDA runtime (fake_tensorrt.py), for the backend's logic without a GPU ------------
+def load_fake_tensorrt():
+    """tests/runtime/fake_tensorrt.py as one module object, whoever loads it (this conftest, tests/test_build.py)."""
+    name = "edgekit_tests_fake_tensorrt"
+    if name not in sys.modules:
+        here = Path(__file__).resolve().parent
+        sys.path.insert(0, str(here))  # fake_tensorrt imports trt_api_names beside it
+        try:
+            spec = importlib.util.spec_from_file_location(name, here / "fake_tensorrt.py")
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules[name] = mod
+            spec.loader.exec_module(mod)
+        finally:
+            sys.path.remove(str(here))
+    return sys.modules[name]
 
 
 @pytest.fixture
 def fake_trt(monkeypatch: pytest.MonkeyPatch):
-    """f(version="10.3.0", v11=False, fail_build=False) -> (FakeTensorRT, FakeCudart), patched into edgekit."""
-    import edgekit.runtime.tensorrt.runner as trt_mod
+    """f(version="10.3.0", *, gpu=FakeGPU(), runtime_version=12060, fail_build=False, layers=...) -> (trt, gpu)."""
+    fake = load_fake_tensorrt()
 
-    cudart = FakeCudart()
-
-    def install(version: str = "10.3.0", *, v11: bool = False, fail_build: bool = False):
-        trt = FakeTensorRT(version, v11=v11, fail_build=fail_build)
-        monkeypatch.setattr(trt_mod, "import_tensorrt", lambda: trt)
-        monkeypatch.setattr(trt_mod, "import_cudart", lambda: cudart)
-        return trt, cudart
+    def install(version: str = "10.3.0", **kw):
+        return fake.install(monkeypatch, version, **kw)
 
     return install
+
+
+@pytest.fixture
+def fake():
+    """The fake_tensorrt module (FakeGPU, FakeTensorRT, ...), for tests that shape the device."""
+    return load_fake_tensorrt()

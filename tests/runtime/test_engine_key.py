@@ -15,10 +15,6 @@ from edgekit.runtime.tensorrt.engine_key import (
     EngineKey,
     check_engine_compat,
     engine_mismatches,
-    jetson_environment,
-    parse_device_tree_model,
-    parse_jetpack_from_dpkg_status,
-    parse_nv_tegra_release,
     read_sidecar,
     read_verified_engine,
     sidecar_path,
@@ -33,6 +29,8 @@ ORIN = EngineKey(
     cudnn_version="9.3.0",
     gpu_name="Orin",
     compute_capability="8.7",
+    sm_count=16,
+    jetson_module="p3701-0005",
     l4t_release="36.4.0",
     jetpack_version="6.1",
     jetson_model="NVIDIA Jetson AGX Orin Developer Kit",
@@ -47,10 +45,12 @@ OTHER_VALUES = {
     "onnx_sha256": "c" * 64,
     "tensorrt_version": "10.7.0",
     "precision": "int8",
-    "cuda_version": "12.8",
-    "cudnn_version": "9.5.0",
+    "cuda_version": "13.0",
     "gpu_name": "NVIDIA GeForce RTX 4090",
     "compute_capability": "8.9",
+    "sm_count": 8,
+    "jetson_module": "p3767-0005",
+    "int8_float": "fp16",
     "l4t_release": "36.3.0",
     "jetpack_version": "6.0",
     "strongly_typed": True,
@@ -89,10 +89,11 @@ def test_digest_format_is_pinned():
         shapes={"input": ((1, 3, 224, 224), (1, 3, 224, 224), (4, 3, 224, 224))},
     )
     expected = (
-        '{"builder_optimization_level":3,"compute_capability":null,"cuda_version":null,"cudnn_version":null,'
-        '"dla_core":null,"gpu_fallback":false,"gpu_name":null,"hardware_compatible":false,"jetpack_version":null,'
-        '"key_version":1,"l4t_release":null,"onnx_sha256":"' + "0" * 64 + '","precision":"fp32",'
-        '"shapes":{"input":[[1,3,224,224],[1,3,224,224],[4,3,224,224]]},"strongly_typed":false,'
+        '{"builder_optimization_level":3,"compute_capability":null,"cuda_version":null,'
+        '"dla_core":null,"gpu_fallback":false,"gpu_name":null,"hardware_compatible":false,"int8_float":null,'
+        '"jetpack_version":null,"jetson_module":null,'
+        '"key_version":2,"l4t_release":null,"onnx_sha256":"' + "0" * 64 + '","precision":"fp32",'
+        '"shapes":{"input":[[1,3,224,224],[1,3,224,224],[4,3,224,224]]},"sm_count":null,"strongly_typed":false,'
         '"tensorrt_version":"10.3.0","timing_cache_sha256":null,"version_compatible":false,"workspace_mb":1024}'
     )
     assert key.digest() == hashlib.sha256(expected.encode()).hexdigest()
@@ -105,7 +106,8 @@ def test_every_field_changes_the_digest(field):
 
 
 def test_recorded_only_fields_do_not_change_the_digest():
-    other = dataclasses.replace(ORIN, jetson_model="NVIDIA Jetson Orin NX", extra={"note": "x"})
+    other = dataclasses.replace(ORIN, jetson_model="NVIDIA Jetson Orin NX", extra={"note": "x"}, cuda_driver="13.0",
+                                cudnn_version="9.5.0")
     assert other.digest() == ORIN.digest()
 
 
@@ -116,6 +118,13 @@ def test_json_round_trip():
     assert back.digest() == key.digest()
     assert back.extra == key.extra
     assert back.jetson_model == key.jetson_model
+
+
+def test_older_key_version_refused_with_rebuild():
+    d = ORIN.to_json()
+    d["key_version"] = 1
+    with pytest.raises(ArtifactError, match="key version 1 predates.*rebuild"):
+        EngineKey.from_json(d)
 
 
 def test_newer_key_version_refused():
@@ -135,7 +144,8 @@ def test_example_message_tensorrt_version():
     with pytest.raises(ArtifactError) as exc:
         check_engine_compat(ORIN, device, engine="model.engine")
     msg = str(exc.value)
-    assert "engine model.engine was built for TensorRT 10.3.0, CUDA 12.6 on Orin (sm_87), L4T 36.4.0" in msg
+    assert ("engine model.engine was built for TensorRT 10.3.0, CUDA 12.6 on Orin (sm_87, 16 SMs) module p3701-0005, "
+            "L4T 36.4.0") in msg
     assert "this device has TensorRT 10.7.0" in msg
     assert "TensorRT: engine 10.3.0, device 10.7.0" in msg
     assert "rebuild it on this device with 'edgekit build'" in msg
@@ -145,8 +155,9 @@ def test_example_message_tensorrt_version():
     ("field", "label", "engine_text", "device_text"),
     [
         ("tensorrt_version", "TensorRT", "10.3.0", "10.7.0"),
-        ("cuda_version", "CUDA", "12.6", "12.8"),
-        ("cudnn_version", "cuDNN", "9.3.0", "9.5.0"),
+        ("cuda_version", "CUDA", "12.6", "13.0"),
+        ("sm_count", "SMs", "16", "8"),
+        ("jetson_module", "Jetson module", "p3701-0005", "p3767-0005"),
         ("gpu_name", "GPU", "Orin", "NVIDIA GeForce RTX 4090"),
         ("compute_capability", "compute capability", "8.7 (sm_87)", "8.9 (sm_89)"),
         ("l4t_release", "L4T", "36.4.0", "36.3.0"),
@@ -178,6 +189,10 @@ def test_cudnn_unknown_on_one_side_is_not_a_mismatch():
     assert engine_mismatches(ORIN, dataclasses.replace(ORIN, cudnn_version=None)) == []
 
 
+def test_cuda_minor_is_not_a_mismatch():
+    assert engine_mismatches(ORIN, dataclasses.replace(ORIN, cuda_version="12.8")) == []
+
+
 def test_version_compatible_engine_runs_on_newer_same_major():
     vc = dataclasses.replace(ORIN, version_compatible=True)
     assert engine_mismatches(vc, dataclasses.replace(vc, tensorrt_version="10.7.0")) == []
@@ -188,7 +203,8 @@ def test_version_compatible_engine_runs_on_newer_same_major():
 
 
 def test_hardware_compatible_engine_runs_on_ampere_plus_only():
-    hc = dataclasses.replace(ORIN, hardware_compatible=True, l4t_release=None, jetpack_version=None)
+    hc = dataclasses.replace(ORIN, hardware_compatible=True, l4t_release=None, jetpack_version=None,
+                             jetson_module=None)
     ada = dataclasses.replace(hc, gpu_name="NVIDIA L4", compute_capability="8.9")
     assert engine_mismatches(hc, ada) == []
     turing = dataclasses.replace(hc, gpu_name="Tesla T4", compute_capability="7.5")
@@ -246,7 +262,7 @@ def test_garbage_sidecar_is_refused(tmp_path):
         read_sidecar(engine)
 
 
-# -- Jetson --------------------------------------------------------------------
+# -- Jetson (the key's L4T / JetPack / module come from edgekit.core.host) --------------------
 @pytest.mark.parametrize(
     ("text", "release"),
     [
@@ -263,50 +279,7 @@ def test_garbage_sidecar_is_refused(tmp_path):
         ("Ubuntu 22.04.4 LTS", None),
     ],
 )
-def test_parse_nv_tegra_release(text, release):
-    assert parse_nv_tegra_release(text) == release
+def test_l4t_of_the_key_is_read_by_core_host(text, release):
+    from edgekit.core.host import parse_l4t
 
-
-@pytest.mark.parametrize(
-    ("raw", "model"),
-    [
-        (b"NVIDIA Jetson AGX Orin Developer Kit\x00", "NVIDIA Jetson AGX Orin Developer Kit"),
-        (b"NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super\x00",
-         "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super"),
-        (b"NVIDIA Jetson Xavier NX Developer Kit\x00", "NVIDIA Jetson Xavier NX Developer Kit"),
-        (b"\x00", None),
-    ],
-)
-def test_parse_device_tree_model(raw, model):
-    assert parse_device_tree_model(raw) == model
-
-
-def test_parse_jetpack_from_dpkg_status():
-    status = (
-        "Package: nvidia-l4t-core\nStatus: install ok installed\nVersion: 36.4.0-20240912212859\n\n"
-        "Package: nvidia-jetpack\nStatus: install ok installed\nArchitecture: arm64\nVersion: 6.1+b123\n\n"
-        "Package: zlib1g\nVersion: 1:1.2.11\n"
-    )
-    assert parse_jetpack_from_dpkg_status(status) == "6.1"
-    assert parse_jetpack_from_dpkg_status("Package: zlib1g\nVersion: 1:1.2.11\n") is None
-
-
-def test_jetson_environment_reads_the_device(tmp_path):
-    (tmp_path / "etc").mkdir()
-    (tmp_path / "etc/nv_tegra_release").write_text("# R36 (release), REVISION: 4.0, GCID: 1, BOARD: generic\n")
-    (tmp_path / "proc/device-tree").mkdir(parents=True)
-    (tmp_path / "proc/device-tree/model").write_bytes(b"NVIDIA Jetson Orin NX Engineering Reference Developer Kit\x00")
-    (tmp_path / "var/lib/dpkg").mkdir(parents=True)
-    (tmp_path / "var/lib/dpkg/status").write_text("Package: nvidia-jetpack\nVersion: 6.1+b123\n")
-    assert jetson_environment(tmp_path) == {
-        "l4t_release": "36.4.0",
-        "jetpack_version": "6.1",
-        "jetson_model": "NVIDIA Jetson Orin NX Engineering Reference Developer Kit",
-    }
-
-
-def test_jetson_environment_elsewhere_is_none(tmp_path):
-    assert jetson_environment(tmp_path) == {"l4t_release": None, "jetpack_version": None, "jetson_model": None}
-    (tmp_path / "proc/device-tree").mkdir(parents=True)
-    (tmp_path / "proc/device-tree/model").write_bytes(b"Raspberry Pi 5 Model B Rev 1.0\x00")
-    assert jetson_environment(tmp_path)["jetson_model"] is None
+    assert parse_l4t(text) == release

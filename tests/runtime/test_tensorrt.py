@@ -2,7 +2,7 @@
 
 * Checks that need no TensorRT: request validation (INT8 only from Q/DQ, shapes, DLA), missing
   packages naming the extra.
-* The backend's logic against a fake TensorRT 10 / 11 and cuda-python (conftest.py): flags per
+* The backend's logic against the strict fake TensorRT 8.6 / 10 / 11 + libcudart (fake_tensorrt.py): flags per
   precision and version, timing cache, sidecar verification before deserializing, I/O buffers,
   timing.
 * Real builds and runs, skipped without a GPU.
@@ -111,7 +111,7 @@ def test_bad_build_requests(tiny_onnx, kwargs, match):
 def test_static_onnx_needs_no_shapes(tiny_static_onnx, fake_trt):
     trt, _ = fake_trt()
     assert build_engine(tiny_static_onnx, precision="fp32").startswith(b"FAKEPLAN")
-    assert trt.configs[-1].profiles == []
+    assert trt._configs[-1]._profiles == []
 
 
 # -- backend logic on a fake TensorRT -------------------------------------------
@@ -120,25 +120,26 @@ def test_static_onnx_needs_no_shapes(tiny_static_onnx, fake_trt):
     [
         ("10.3.0", False, "fp32", "tiny_onnx", set(), False),
         ("10.3.0", False, "fp16", "tiny_onnx", {"FP16"}, False),
-        ("10.3.0", False, "int8", "tiny_qdq_onnx", {"INT8"}, False),
+        ("10.3.0", False, "int8", "tiny_qdq_onnx", {"INT8", "FP16"}, False),
         ("11.0.0", True, "fp32", "tiny_onnx", set(), True),
         ("11.0.0", True, "int8", "tiny_qdq_onnx", set(), True),
         ("11.0.0", True, "fp16", "tiny_fp16_onnx", set(), True),
     ],
 )
 def test_precision_flags_per_tensorrt_version(request, fake_trt, version, v11, precision, onnx, flags, strongly_typed):
-    trt, _ = fake_trt(version, v11=v11)
+    trt, _ = fake_trt(version)
+    assert v11 == (not hasattr(trt.BuilderFlag, "FP16"))  # the strict fake has TensorRT 11's names only
     build_engine(request.getfixturevalue(onnx), precision=precision, shapes=TINY_SHAPES)
-    cfg, net = trt.configs[-1], trt.networks[-1]
-    assert cfg.flags == flags  # TF32 cleared in every case: fp32 layers stay fp32
+    cfg, net = trt._configs[-1], trt._networks[-1]
+    assert cfg._flags == flags  # TF32 cleared in every case: fp32 layers stay fp32
     st_bit = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    assert bool(net["flags"] & st_bit) == strongly_typed
-    assert cfg.pool == {"WORKSPACE": 1024 << 20}
-    assert cfg.profiles == [TINY_SHAPES]
+    assert bool(net._flags & st_bit) == strongly_typed
+    assert cfg._pool == {"WORKSPACE": 1024 << 20}
+    assert cfg._profiles == [TINY_SHAPES]
 
 
 def test_tensorrt11_refuses_fp16_from_fp32_onnx(tiny_onnx, fake_trt):
-    fake_trt("11.0.0", v11=True)
+    fake_trt("11.0.0")
     with pytest.raises(UsageError, match="TensorRT 11.0.0 has no FP16 builder flag.*tiny.onnx is fp32"):
         build_engine(tiny_onnx, precision="fp16", shapes=TINY_SHAPES)
 
@@ -147,12 +148,12 @@ def test_timing_cache_loaded_saved_and_keyed(tiny_onnx, fake_trt, tmp_path):
     trt, _ = fake_trt()
     cache = tmp_path / "timing.cache"
     k1 = build_engine_file(tiny_onnx, tmp_path / "a.engine", shapes=TINY_SHAPES, timing_cache=cache)
-    assert trt.configs[-1].timing_cache_in == b""  # a new cache
+    assert trt._configs[-1]._timing_cache_in == b""  # a new cache
     assert cache.read_bytes() == b"+tuned"
     assert k1.timing_cache_sha256 is None
     before = sha256_file(cache)
     k2 = build_engine_file(tiny_onnx, tmp_path / "b.engine", shapes=TINY_SHAPES, timing_cache=cache)
-    assert trt.configs[-1].timing_cache_in == b"+tuned"  # loaded
+    assert trt._configs[-1]._timing_cache_in == b"+tuned"  # loaded
     assert k2.timing_cache_sha256 == before
     assert k1.digest() != k2.digest()
 
@@ -190,15 +191,15 @@ def test_engine_file_key_and_sidecar(tiny_onnx, fake_trt, tmp_path):
     assert recorded == key
     assert sha == sha256_file(engine)
     assert key.onnx_sha256 == sha256_file(tiny_onnx)
-    assert (key.tensorrt_version, key.cuda_version, key.gpu_name, key.compute_capability) == (
-        "10.3.0", "12.6", "Orin", "8.7"
+    assert (key.tensorrt_version, key.cuda_version, key.gpu_name, key.compute_capability, key.sm_count) == (
+        "10.3.0", "12.6", "Orin", "8.7", 8
     )
     assert key.precision == "fp16" and key.extra["builder_flags"] == ["FP16"]
     assert key.shapes == (("image", (1, 3, 16, 16), (1, 3, 16, 16), (4, 3, 16, 16)),)
 
 
 def test_runner_infers_and_times(tiny_onnx, tiny_inputs, fake_trt, tmp_path):
-    trt, cudart = fake_trt()
+    trt, gpu = fake_trt()
     engine = tmp_path / "tiny.engine"
     build_engine_file(tiny_onnx, engine, shapes=TINY_SHAPES)
     with TensorRTRunner(engine) as r:
@@ -209,14 +210,14 @@ def test_runner_infers_and_times(tiny_onnx, tiny_inputs, fake_trt, tmp_path):
             want = tiny_inputs[:b].reshape(b, -1).mean(1, keepdims=True) * np.arange(1, 6, dtype=np.float32)
             np.testing.assert_allclose(out, want, rtol=1e-6)
         t = r.last_timing
-        assert t is not None and t.gpu_compute_ms == 0.25 and t.host_ms > 0
+        assert t is not None and t.gpu_compute_ms == 0.25 and t.python_end_to_end_ms > 0
         assert r.last_runtime_ns() == 250_000 and "GPU compute" in (r.runtime_timer or "")
         info = r.info
         assert info.precision == "fp32" and info.device == "cuda:0 Orin" and info.details["tf32"] is False
         with pytest.raises(UsageError, match="outside the engine's profile"):
             r.infer({"image": np.zeros((8, 3, 16, 16), np.float32)})
-    assert len(cudart.freed) == 4  # 2 device + 2 pinned host buffers released
-    assert "cudaMemcpyHostToDevice" in cudart.copies and "cudaMemcpyDeviceToHost" in cudart.copies
+    assert len(gpu.freed) == 4  # 2 device + 2 pinned host buffers released
+    assert "H2D" in gpu.copies and "D2H" in gpu.copies
 
 
 def test_runner_refuses_tampered_engine_without_deserializing(tiny_onnx, fake_trt, tmp_path):
@@ -226,7 +227,7 @@ def test_runner_refuses_tampered_engine_without_deserializing(tiny_onnx, fake_tr
     engine.write_bytes(engine.read_bytes() + b" ")
     with pytest.raises(ArtifactError, match="refusing to deserialize"):
         TensorRTRunner(engine).activate()
-    assert trt.deserialized == []
+    assert trt._deserialized == []
 
 
 def test_runner_refuses_engine_from_other_tensorrt(tiny_onnx, fake_trt, tmp_path):
@@ -236,7 +237,7 @@ def test_runner_refuses_engine_from_other_tensorrt(tiny_onnx, fake_trt, tmp_path
     trt_new, _ = fake_trt("10.7.0")
     with pytest.raises(ArtifactError, match="TensorRT: engine 10.3.0, device 10.7.0.*edgekit build"):
         TensorRTRunner(engine).activate()
-    assert trt_new.deserialized == []
+    assert trt_new._deserialized == []
 
 
 def test_runner_refuses_engine_without_sidecar(tiny_onnx, fake_trt, tmp_path):
@@ -269,7 +270,7 @@ def test_real_build_and_parity(tiny_onnx, tiny_inputs, ort_reference, tmp_path, 
         timing = r.last_timing
     tol = 1e-3 if precision == "fp32" else 2e-2
     assert np.max(np.abs(out - ref)) <= tol * np.max(np.abs(ref))
-    assert timing is not None and 0 < timing.gpu_compute_ms <= timing.host_ms
+    assert timing is not None and 0 < timing.gpu_compute_ms <= timing.host_latency_ms
 
 
 @needs_gpu

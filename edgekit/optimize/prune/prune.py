@@ -40,7 +40,11 @@ from edgekit.core.lazy import require
 from edgekit.core.manifest import MANIFEST_NAME, load_artifact
 from edgekit.optimize.prune import source as prune_source
 from edgekit.bench.paired_latency import DEFAULT_MIN_GAIN, NOT_MEASURED, PairedLatency, Verdict
-from edgekit.optimize.prune.structure import StructureReport, check_ratio, check_round_to
+from edgekit.core.options import COUNT, Rule, at_least, check_fields, opt, positive
+from edgekit.export.onnx_export import OPSET_RULE
+from edgekit.optimize.prune.structure import (
+    RATIO_RULE, ROUND_TO_RULE, StructureReport, check_ratio, check_round_to,
+)
 from edgekit.optimize.train.loop import TrainConfig, TrainProgress, TrainRecord, as_progress
 
 log = logging.getLogger(__name__)
@@ -57,25 +61,26 @@ class PruneOptions:
 
     source: str | Path
     output: Path
-    ratio: float = 0.3
-    round_to: int = 8
-    global_pruning: bool = False
+    ratio: float = opt(0.3, rule=RATIO_RULE, help="Fraction of channels removed from each prunable group.")
+    round_to: int = opt(8, rule=ROUND_TO_RULE, help="Round kept channel counts to a multiple of this.")
+    global_pruning: bool = opt(False, help="Rank channels across layers (with a per-layer floor).")
     weights: str = "imagenet"
     num_classes: int | None = None
     img_size: int | None = None
     finetune: str | Path | None = None
-    epochs: int = 5
-    distill: bool | None = None
-    lr: float | None = None
-    batch_size: int = 64
+    epochs: int = opt(5, rule=COUNT, help="Recovery epochs.")
+    distill: bool | None = opt(None, help="Recover by distillation from the unpruned model.")
+    lr: float | None = opt(None, rule=positive(), help="Recovery learning rate.")
+    batch_size: int = opt(64, rule=at_least(2), help="Recovery batch size.")
     val_split: float | None = None
-    train_limit: int | None = None
+    train_limit: int | None = opt(None, rule=at_least(2), help="Recover on at most this many images.")
     target: str = "cpu"
-    threads: int | None = None
-    bench_rounds: int = 6
-    bench_window_s: float = 0.5
-    min_gain: float = DEFAULT_MIN_GAIN
-    opset: int = 17
+    threads: int | None = opt(None, rule=at_least(1, ">= 1"), help="Torch and ONNX Runtime threads.")
+    bench_rounds: int = opt(6, rule=at_least(0, ">= 0 (0 skips the measurement)"), help="Paired latency rounds.")
+    bench_window_s: float = opt(0.5, rule=positive(), help="Seconds per latency window.")
+    min_gain: float = opt(DEFAULT_MIN_GAIN, rule=Rule(lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+                          help="Smallest latency gain called faster.")
+    opset: int = opt(17, rule=OPSET_RULE, help="ONNX opset of the exported artifact.")
     seed: int = 0
     overwrite: bool = False
 
@@ -88,8 +93,15 @@ class PruneOptions:
         return self.recover and (self.distill is None or bool(self.distill))
 
     def validate(self) -> None:
+        """Every value (:meth:`check`), then the output directory."""
+        self.check()
+        check_output_dir(self.output, overwrite=self.overwrite)
+
+    def check(self) -> None:
+        """The values alone (no file is touched): what ``edgekit run --dry-run`` checks."""
         check_ratio(self.ratio)
         check_round_to(self.round_to)
+        check_fields(self)
         if str(self.target).strip().lower() not in TARGETS:
             from edgekit.core.targets import load_target
 
@@ -102,19 +114,6 @@ class PruneOptions:
         if self.distill and not self.recover:
             raise UsageError("--distill needs --finetune DATA: distillation is how the pruned model recovers",
                              hint="add --finetune embedded (or your ImageFolder) and --epochs N")
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
-            raise UsageError(f"--epochs must be a positive integer, got {self.epochs!r}")
-        if self.batch_size < 2:
-            raise UsageError(f"--batch-size must be at least 2, got {self.batch_size}")
-        if self.lr is not None and not self.lr > 0:
-            raise UsageError(f"--lr must be positive, got {self.lr}")
-        if self.threads is not None and self.threads < 1:
-            raise UsageError(f"--threads must be >= 1, got {self.threads}")
-        if self.bench_rounds < 0 or not self.bench_window_s > 0:
-            raise UsageError("latency rounds must be >= 0 (0 skips the measurement) and the window positive")
-        if not (0.0 <= self.min_gain < 1.0):
-            raise UsageError(f"the minimum gain must be in [0, 1), got {self.min_gain}")
-        check_output_dir(self.output, overwrite=self.overwrite)
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, lr=self.lr or LR_RECOVERY, select="best",

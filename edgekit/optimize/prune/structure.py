@@ -44,6 +44,7 @@ from typing import Any
 
 from edgekit.core.errors import UsageError
 from edgekit.core.lazy import require
+from edgekit.core.options import Rule
 from edgekit.zoo import builders
 from edgekit.zoo.registry import ModelEntry
 
@@ -217,20 +218,21 @@ def make_pruner(
     )
 
 
+RATIO_RULE = Rule(lambda v: not isinstance(v, bool) and isinstance(v, (int, float)) and 0.0 < float(v) < 1.0,
+                  "strictly between 0 and 1 (the fraction of channels removed)",
+                  hint="e.g. --ratio 0.3 removes 30% of the channels of each prunable group")
+ROUND_TO_RULE = Rule(lambda v: not isinstance(v, bool) and isinstance(v, int) and 1 <= v <= 256,
+                     "an integer from 1 to 256", hint="8 or 16 keep kernels on their fast paths; 1 disables rounding")
+
+
 def check_ratio(ratio: float) -> None:
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not (0.0 < float(ratio) < 1.0):
-        raise UsageError(
-            f"--ratio must be strictly between 0 and 1 (the fraction of channels removed), got {ratio!r}",
-            hint="e.g. --ratio 0.3 removes 30% of the channels of each prunable group",
-        )
+    if not RATIO_RULE.ok(ratio):
+        raise UsageError(f"--ratio must be {RATIO_RULE.wants}, got {ratio!r}", hint=RATIO_RULE.hint)
 
 
 def check_round_to(round_to: int) -> None:
-    if isinstance(round_to, bool) or not isinstance(round_to, int) or not (1 <= round_to <= 256):
-        raise UsageError(
-            f"--round-to must be an integer from 1 to 256, got {round_to!r}",
-            hint="8 or 16 keep kernels on their fast paths; 1 disables rounding",
-        )
+    if not ROUND_TO_RULE.ok(round_to):
+        raise UsageError(f"--round-to must be {ROUND_TO_RULE.wants}, got {round_to!r}", hint=ROUND_TO_RULE.hint)
 
 
 def prune_structure(

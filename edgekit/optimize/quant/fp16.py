@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +28,16 @@ log = logging.getLogger(__name__)
 
 
 def _float16_module() -> Any:
+    """ONNX Runtime's converter, imported the way ORT itself imports it.
+
+    ``onnxruntime/transformers/__init__.py`` appends its own directory to ``sys.path`` because
+    its modules import each other as top-level modules (``onnx_utils``: ``from fusion_utils import
+    ...``), and ``onnxruntime.quantization`` imports ``onnxruntime.transformers.onnx_utils``. The
+    entry must stay: removing it (as this function once did) made a later first import of
+    ``onnxruntime.quantization`` in the same process fail (FP16 then INT8 in one run).
+    """
     require("onnxruntime", purpose="FP16 conversion of ONNX models")
-    saved = list(sys.path)
-    try:  # the package __init__ appends its own directory to sys.path; undo that
-        return importlib.import_module("onnxruntime.transformers.float16")
-    finally:
-        sys.path[:] = saved
+    return importlib.import_module("onnxruntime.transformers.float16")
 
 
 def _toposort(graph: Any) -> None:

@@ -38,6 +38,7 @@ from typing import Any
 from edgekit.core.atomic import check_output_dir, staged_dir
 from edgekit.core.errors import ArtifactError, CheckFailed, UsageError
 from edgekit.core.manifest import Artifact, Manifest, load_artifact
+from edgekit.core.options import NON_EMPTY, Rule, at_least, check_fields, one_of, opt
 from edgekit.core.versions import tool_versions
 from edgekit.optimize.quant.data import DEFAULT_BUDGET_PTS, MIN_CALIB, NO_CALIB_HINT
 from edgekit.optimize.quant.presets import QuantPreset, preset_names, resolve_preset
@@ -57,41 +58,41 @@ class QuantizeOptions:
     artifact: Path
     output: Path
     calib: str | Path | None = None
-    precision: str = "int8"
-    method: str | None = None
-    target: str | None = None
-    preset: str = "auto"
-    calib_size: int = 300
-    max_drop: float | None = None
+    precision: str = opt("int8", rule=one_of(PRECISIONS), help="Target precision.")
+    method: str | None = opt(None, rule=one_of(METHODS), help="Quantizer (default: the best for the runtime).")
+    target: str | None = opt(None, flag="--for", rule=NON_EMPTY,
+                             help="Runtime name or target profile the artifact is for.")
+    preset: str = opt("auto", rule=NON_EMPTY,
+                      help="Which nodes stay in float (a preset name, or auto).")
+    calib_size: int = opt(300, rule=Rule(lambda v: isinstance(v, int) and v >= MIN_CALIB, f"at least {MIN_CALIB}",
+                                         hint="a few hundred real images is typical"),
+                          help="Calibration images.")
+    max_drop: float | None = opt(None, rule=Rule(lambda v: 0 < v <= 100, "in (0, 100] (points of top-1)"),
+                                 help="Accuracy budget in top-1 points (accuracy-control fallback).")
     eval: str | Path | None = None
-    eval_size: int | None = 1000
-    batch: int | None = None
-    max_iterations: int = 8
+    eval_size: int | None = opt(1000, rule=at_least(1, ">= 1"), help="Evaluation images.")
+    batch: int | None = opt(None, rule=at_least(1, ">= 1"), help="Static batch size of the quantized model.")
+    max_iterations: int = opt(8, rule=at_least(1, ">= 1"), help="Accuracy-control fallback rounds.")
     seed: int = 0
     threads: int | None = None
     overwrite: bool = False
 
     def validate(self) -> None:
+        """Every value (:meth:`check`), then the output directory."""
+        self.check()
+        check_output_dir(self.output, overwrite=self.overwrite)
+
+    def check(self) -> None:
+        """The values alone (no file is touched): what ``edgekit run --dry-run`` checks."""
         if self.precision not in PRECISIONS:
             raise UsageError(f"unknown --precision {self.precision!r}", hint=f"choose one of {', '.join(PRECISIONS)}")
         if self.method is not None and self.method not in METHODS:
             raise UsageError(f"unknown --method {self.method!r}", hint=f"choose one of {', '.join(METHODS)}")
+        check_fields(self)
         if self.precision == "int8" and self.calib is None:
             raise UsageError("INT8 quantization needs --calib DATA", hint=NO_CALIB_HINT)
-        if not isinstance(self.calib_size, int) or self.calib_size < MIN_CALIB:
-            raise UsageError(f"--calib-size must be at least {MIN_CALIB}, got {self.calib_size}",
-                             hint="a few hundred real images is typical")
-        if self.max_drop is not None and not (0 < self.max_drop <= 100):
-            raise UsageError(f"--max-drop is in points of top-1 and must be in (0, 100], got {self.max_drop}")
-        if self.eval_size is not None and self.eval_size < 1:
-            raise UsageError(f"--eval-size must be >= 1, got {self.eval_size}")
-        if self.batch is not None and self.batch < 1:
-            raise UsageError(f"--batch must be >= 1, got {self.batch}")
-        if self.max_iterations < 1:
-            raise UsageError(f"--max-iterations must be >= 1, got {self.max_iterations}")
         if self.precision == "fp16" and self.max_drop is not None:
             raise UsageError("--max-drop applies to INT8 (FP16 has nothing to fall back)")
-        check_output_dir(self.output, overwrite=self.overwrite)
 
 
 @dataclass(frozen=True)

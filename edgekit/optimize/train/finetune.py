@@ -29,7 +29,9 @@ from edgekit.core.atomic import check_output_dir, sha256_file
 from edgekit.core.errors import ArtifactError, UsageError
 from edgekit.core.lazy import require
 from edgekit.core.manifest import Artifact, WeightsInfo, load_artifact
+from edgekit.core.options import COUNT, Rule, at_least, between, check_fields, one_of, opt, positive
 from edgekit.core.versions import package_version
+from edgekit.export.onnx_export import OPSET_RULE
 from edgekit.optimize.train.augment import AugmentConfig
 from edgekit.optimize.train.batches import Loaders
 from edgekit.data import EMBEDDED
@@ -57,43 +59,38 @@ class FinetuneOptions:
     output: Path
     data: str | Path | None = "embedded"
     weights: str = "imagenet"
-    epochs: int = 10
-    freeze_backbone: bool = False
+    epochs: int = opt(10, rule=COUNT, help="Training epochs.")
+    freeze_backbone: bool = opt(False, help="Train the new head only.")
     unfreeze_from: str | None = None
-    img_size: int | None = None
+    img_size: int | None = opt(None, rule=between(16, 1024), help="Input size (default: the model's own).")
     val_split: float | None = None
-    seed: int = 0
-    batch_size: int = 64
-    lr: float | None = None
-    weight_decay: float = 0.05
-    label_smoothing: float = 0.1
+    seed: int = opt(0, rule=at_least(0, ">= 0"), help="Seed of the split, the initialization and the batches.")
+    batch_size: int = opt(64, rule=at_least(2), help="Training batch size.")
+    lr: float | None = opt(None, rule=positive(), help="Peak learning rate (AdamW; default by starting point).")
+    weight_decay: float = opt(0.05, rule=at_least(0, ">= 0"), help="AdamW weight decay.")
+    label_smoothing: float = opt(0.1, rule=Rule(lambda v: 0 <= v < 1, "in [0, 1)"), help="Label smoothing.")
     #: an AugmentConfig, or True/False for the default augmentations / none
     augment: AugmentConfig | bool = True
-    select: str = "best"
-    train_limit: int | None = None
-    threads: int | None = None
-    opset: int = 17
+    select: str = opt("best", rule=one_of(("best", "last")), help="Keep the best held-out epoch or the last.")
+    train_limit: int | None = opt(None, rule=at_least(2), help="Train on at most this many images.")
+    threads: int | None = opt(None, rule=at_least(1, ">= 1"), help="Torch threads.")
+    opset: int = opt(17, rule=OPSET_RULE, help="ONNX opset of the exported artifact.")
     overwrite: bool = False
 
     def validate(self) -> None:
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
-            raise UsageError(f"--epochs must be a positive integer, got {self.epochs!r}")
-        if self.batch_size < 2:
-            raise UsageError(f"--batch-size must be at least 2, got {self.batch_size}")
-        if self.img_size is not None and not (16 <= self.img_size <= 1024):
-            raise UsageError(f"--img-size must be between 16 and 1024, got {self.img_size}")
-        if self.lr is not None and not self.lr > 0:
-            raise UsageError(f"--lr must be positive, got {self.lr}")
-        if self.threads is not None and self.threads < 1:
-            raise UsageError(f"--threads must be >= 1, got {self.threads}")
+        """Every value (:meth:`check`), then the output directory."""
+        self.check()
+        check_output_dir(self.output, overwrite=self.overwrite)
+
+    def check(self) -> None:
+        """The values alone (no file is touched): what ``edgekit run --dry-run`` checks."""
+        check_fields(self)
         check_val_split(self.val_split)
         if is_embedded(self.data) and self.data not in (None, EMBEDDED):
             raise UsageError(
                 f"--data {self.data!r}: fine-tuning uses the embedded train split and holds out its held-out split",
                 hint="pass --data embedded",
             )
-        if self.train_limit is not None and self.train_limit < 2:
-            raise UsageError(f"--train-limit must be at least 2, got {self.train_limit}")
         if self.freeze_backbone and self.unfreeze_from:
             raise UsageError("--freeze-backbone and --unfreeze-from exclude each other",
                              hint="--freeze-backbone trains the head only; --unfreeze-from STAGE trains STAGE onward")
@@ -104,7 +101,6 @@ class FinetuneOptions:
                 hint="start from pretrained weights (--weights imagenet or a checkpoint), or drop the flag",
             )
         self.train_config().validate()
-        check_output_dir(self.output, overwrite=self.overwrite)
 
     @property
     def augment_config(self) -> AugmentConfig:

@@ -35,10 +35,12 @@ def environment_digest(env: dict[str, Any]) -> str:
 
 
 def check_available() -> tuple[Any, Any]:
-    """``(tensorrt, cudart)`` or a MissingDependencyError naming the tensorrt extra (and JetPack)."""
-    from edgekit.runtime.tensorrt import runner as trt_mod
+    """``(tensorrt, cuda)``: MissingDependencyError naming how to install TensorRT here, or a DeviceError
+    naming the fix when there is no NVIDIA driver or it is older than TensorRT's CUDA."""
+    from edgekit.runtime.tensorrt import cuda, env
 
-    return trt_mod.import_tensorrt(), trt_mod.import_cudart()
+    trt = env.import_tensorrt()
+    return trt, cuda.load_cuda(trt)
 
 
 def build_trt_engine(
@@ -54,11 +56,11 @@ def build_trt_engine(
     use_timing_cache: bool,
 ) -> dict[str, Any]:
     """Build ``stage/model.engine`` (+ sidecar) at the static ``input_shape``; returns the recipe details."""
-    from edgekit.runtime.tensorrt import runner as trt_mod
+    from edgekit.runtime.tensorrt import env as trt_env
     from edgekit.runtime.tensorrt.builder import build_engine_file
 
-    trt = trt_mod.import_tensorrt()
-    env = trt_mod.device_environment(trt)
+    trt = trt_env.import_tensorrt()
+    env = trt_env.device_environment(trt)
     cache: Path | None = None
     if use_timing_cache:
         cache = (timing_cache_dir or cache_root() / "trt-timing") / f"{environment_digest(env)}.cache"
@@ -82,6 +84,8 @@ def build_trt_engine(
         "tensorrt_version": key.tensorrt_version,
         "strongly_typed": key.strongly_typed,
         "builder_flags": list(key.extra.get("builder_flags", [])),
+        "precision_label": key.precision_label,
+        "dla_placement": key.extra.get("dla_placement"),
         "dla_core": dla_core,
         "gpu_fallback": dla_core is not None,
         "workspace_mb": workspace_mb,

@@ -1,8 +1,8 @@
 """The TensorRT engine cache key and the engine's sidecar manifest (no tensorrt import).
 
 TensorRT engines and timing caches are not portable across GPU model, compute
-capability, TensorRT, CUDA or JetPack/L4T release, and TensorRT itself keeps no
-cache key. :class:`EngineKey` records everything an engine depends on: the
+capability, SM count (Orin modules share a name and sm_87), TensorRT, CUDA or
+L4T release, and TensorRT itself keeps no cache key. :class:`EngineKey` records everything an engine depends on: the
 environment it was built in and the settings it was built with. Its
 :meth:`~EngineKey.digest` names a cache entry; :func:`check_engine_compat`
 says, field by field, why an engine cannot run on this device.
@@ -28,22 +28,26 @@ from edgekit.core.errors import ArtifactError
 
 SIDECAR_SCHEMA = "edgekit.tensorrt-engine"
 SIDECAR_VERSION = 1
-KEY_VERSION = 1
+KEY_VERSION = 2  # 2: sm_count, jetson_module, int8_float; cuDNN and the driver recorded only
 
 #: fields that describe the machine an engine was built on (compared on load)
 ENV_FIELDS = (
     "tensorrt_version",
     "cuda_version",
-    "cudnn_version",
     "gpu_name",
     "compute_capability",
+    "sm_count",
+    "jetson_module",
     "l4t_release",
     "jetpack_version",
 )
+#: recorded in the key and the sidecar, not compared and not part of the digest
+RECORDED_FIELDS = ("jetson_model", "cuda_driver", "cudnn_version")
 #: fields that describe how an engine was built (compared when looking up a cache)
 BUILD_FIELDS = (
     "onnx_sha256",
     "precision",
+    "int8_float",
     "strongly_typed",
     "shapes",
     "builder_optimization_level",
@@ -60,10 +64,13 @@ _LABELS = {
     "cudnn_version": "cuDNN",
     "gpu_name": "GPU",
     "compute_capability": "compute capability",
+    "sm_count": "SMs",
+    "jetson_module": "Jetson module",
     "l4t_release": "L4T",
     "jetpack_version": "JetPack",
     "onnx_sha256": "ONNX sha256",
     "precision": "precision",
+    "int8_float": "INT8 float parts",
     "strongly_typed": "strongly typed",
     "shapes": "input shapes (min/opt/max)",
     "builder_optimization_level": "builder optimization level",
@@ -99,13 +106,17 @@ class EngineKey:
     onnx_sha256: str
     tensorrt_version: str
     precision: str
-    cuda_version: str | None = None
-    cudnn_version: str | None = None
+    cuda_version: str | None = None  # the libcudart TensorRT runs on (compared by major)
+    cudnn_version: str | None = None  # recorded: edgekit never enables cuDNN tactics (TensorRT 10 default)
     gpu_name: str | None = None
     compute_capability: str | None = None  # "8.7"
+    sm_count: int | None = None  # multiprocessors: AGX Orin 16, Orin NX / Nano 8 (same name, same sm_87)
+    jetson_module: str | None = None  # module P-number "p3767-0005", Jetson only
     l4t_release: str | None = None  # "36.4.0", Jetson only
-    jetpack_version: str | None = None  # from the nvidia-jetpack package, Jetson only
+    jetpack_version: str | None = None  # Jetson only; compared when both sides know it
     jetson_model: str | None = None  # /proc/device-tree/model, recorded (not compared)
+    cuda_driver: str | None = None  # CUDA version the driver supports, recorded (not compared)
+    int8_float: str | None = None  # int8 engines: "fp16" (trtexec --int8 --fp16) or "fp32" float parts
     strongly_typed: bool = False
     shapes: Shapes = ()
     builder_optimization_level: int = 3
@@ -123,7 +134,7 @@ class EngineKey:
     # -- identity --------------------------------------------------------
     def canonical(self) -> dict[str, Any]:
         """The fields that identify an engine, JSON-ready (``extra`` is not part of it)."""
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("extra", "jetson_model")}
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("extra", *RECORDED_FIELDS)}
         d["shapes"] = {n: [list(lo), list(opt), list(hi)] for n, lo, opt, hi in self.shapes}
         d["key_version"] = KEY_VERSION
         return d
@@ -137,14 +148,21 @@ class EngineKey:
     def sm(self) -> str | None:
         return f"sm_{self.compute_capability.replace('.', '')}" if self.compute_capability else None
 
+    @property
+    def precision_label(self) -> str:
+        """``int8+fp16`` for an INT8 engine whose float parts may run FP16, else the precision."""
+        return f"{self.precision}+{self.int8_float}" if self.precision == "int8" and self.int8_float else self.precision
+
     def describe(self) -> str:
-        """``TensorRT 10.3.0, CUDA 12.6 on Orin (sm_87), L4T 36.4.0``."""
+        """``TensorRT 10.3.0, CUDA 12.6 on Orin (sm_87, 8 SMs), L4T 36.4.0``."""
         parts = [f"TensorRT {self.tensorrt_version}"]
         if self.cuda_version:
             parts.append(f"CUDA {self.cuda_version}")
         where = self.gpu_name or "an unknown GPU"
         if self.sm:
-            where += f" ({self.sm})"
+            where += f" ({self.sm}{f', {self.sm_count} SMs' if self.sm_count else ''})"
+        if self.jetson_module:
+            where += f" module {self.jetson_module}"
         text = ", ".join(parts) + f" on {where}"
         if self.l4t_release:
             text += f", L4T {self.l4t_release}"
@@ -152,13 +170,13 @@ class EngineKey:
 
     def with_environment(self, env: dict[str, Any]) -> EngineKey:
         """This key's build settings on another environment (the device's)."""
-        allowed = set(ENV_FIELDS) | {"jetson_model"}
+        allowed = set(ENV_FIELDS) | set(RECORDED_FIELDS)
         return replace(self, **{k: v for k, v in env.items() if k in allowed})
 
     # -- json ------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         d = self.canonical()
-        d["jetson_model"] = self.jetson_model
+        d.update({k: getattr(self, k) for k in RECORDED_FIELDS})
         d["extra"] = dict(self.extra)
         return d
 
@@ -166,6 +184,12 @@ class EngineKey:
     def from_json(cls, d: dict[str, Any]) -> EngineKey:
         try:
             kv = int(d.get("key_version", KEY_VERSION))
+            if kv < KEY_VERSION:
+                raise ArtifactError(
+                    f"engine key version {kv} predates this edgekit ({KEY_VERSION}: it also records the SM count, "
+                    "the Jetson module and the CUDA TensorRT runs on)",
+                    hint="rebuild the engine on this device with 'edgekit build'",
+                )
             if kv > KEY_VERSION:
                 raise ArtifactError(
                     f"engine key version {kv} is newer than this edgekit understands ({KEY_VERSION})",
@@ -192,6 +216,11 @@ def _version_compat_ok(built: str, device: str) -> bool:
     return d[0] == b[0] or (b[0], d[0]) in ((8, 10), (10, 11))
 
 
+def _major(v: str | None) -> int | None:
+    t = _version_tuple(v) if v else ()
+    return t[0] if t else None
+
+
 def _cc_tuple(cc: str | None) -> tuple[int, ...]:
     return _version_tuple(cc) if cc else ()
 
@@ -203,11 +232,13 @@ def engine_mismatches(recorded: EngineKey, device: EngineKey) -> list[tuple[str,
         a, b = getattr(recorded, name), getattr(device, name)
         if a == b:
             continue
-        if name == "cudnn_version" and (a is None or b is None):
-            continue  # TensorRT >= 10 does not need cuDNN unless its tactics were enabled
+        if name == "cuda_version" and a and b and _major(a) == _major(b):
+            continue  # CUDA minor-version compatibility: same major, same TensorRT build
+        if name == "jetpack_version" and (a is None or b is None):
+            continue  # the nvidia-jetpack package installed later; L4T already names the BSP
         if name == "tensorrt_version" and recorded.version_compatible and _version_compat_ok(a, b):
             continue
-        if name in ("gpu_name", "compute_capability") and recorded.hardware_compatible:
+        if name in ("gpu_name", "compute_capability", "sm_count", "jetson_module") and recorded.hardware_compatible:
             if _cc_tuple(device.compute_capability) >= (8, 0):  # AMPERE_PLUS
                 continue
         out.append((name, a, b))
@@ -239,59 +270,6 @@ def _fmt(name: str, v: Any) -> str:
     if name == "shapes":
         return ",".join(f"{n}:{list(lo)}/{list(o)}/{list(hi)}" for n, lo, o, hi in v) or "static"
     return str(v)
-
-
-# -- Jetson ------------------------------------------------------------------
-_RELEASE_RE = re.compile(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*(\d+)(?:\.(\d+))?", re.IGNORECASE)
-
-
-def parse_nv_tegra_release(text: str) -> str | None:
-    """``# R36 (release), REVISION: 4.0, ...`` -> ``"36.4.0"``; None if not recognised."""
-    m = _RELEASE_RE.search(text)
-    if not m:
-        return None
-    return f"{int(m.group(1))}.{int(m.group(2))}.{int(m.group(3) or 0)}"
-
-
-def parse_device_tree_model(raw: bytes | str) -> str | None:
-    """``b"NVIDIA Jetson AGX Orin Developer Kit\\x00"`` -> the model string, None if empty."""
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    text = text.replace("\x00", "").strip()
-    return text or None
-
-
-def parse_jetpack_from_dpkg_status(text: str) -> str | None:
-    """The ``nvidia-jetpack`` version in ``/var/lib/dpkg/status`` (``6.1+b123`` -> ``6.1``)."""
-    for block in text.split("\n\n"):
-        if re.search(r"^Package:\s*nvidia-jetpack\s*$", block, re.MULTILINE):
-            m = re.search(r"^Version:\s*(\S+)", block, re.MULTILINE)
-            if m:
-                return m.group(1).split("+")[0].split("-")[0]
-    return None
-
-
-def jetson_environment(root: str | Path = "/") -> dict[str, str | None]:
-    """L4T release, JetPack version and board model, read from the device (all None off Jetson)."""
-    r = Path(root)
-
-    def read(rel: str, binary: bool = False) -> Any:
-        p = r / rel
-        try:
-            return p.read_bytes() if binary else p.read_text(encoding="utf-8", errors="replace")
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            return None
-
-    release = read("etc/nv_tegra_release")
-    model = read("proc/device-tree/model", binary=True)
-    status = read("var/lib/dpkg/status") if release is not None else None
-    jmodel = parse_device_tree_model(model) if model is not None else None
-    if jmodel is not None and "jetson" not in jmodel.lower() and release is None:
-        jmodel = None  # a device tree that is not a Jetson's (e.g. a Raspberry Pi)
-    return {
-        "l4t_release": parse_nv_tegra_release(release) if release is not None else None,
-        "jetpack_version": parse_jetpack_from_dpkg_status(status) if status is not None else None,
-        "jetson_model": jmodel,
-    }
 
 
 # -- sidecar -----------------------------------------------------------------
