@@ -206,3 +206,17 @@ def test_the_mixed_row_asks_openvino_for_bf16_float_layers_even_on_an_ir_that_re
     req = OpenRequest(spec=spec, precision="int8+bf16", manifest=ir, threads=1, streams=1, batch=1)
     assert ov.options(req)["precision"] == "bf16"
     assert "precision" not in ov.options(dc.replace(req, precision="int8"))  # the plain row: the IR's own
+
+
+def test_a_tensorrt_int8_fp16_engine_is_shown_by_its_label():
+    import dataclasses as dc
+
+    from edgekit.runtime.base import RunnerInfo
+
+    rows, _ = attach_references((fp32(), cand("m-int8", p50=2.0)), budget_pts=1.0)
+    trt = dc.replace(rows[1], runner=RunnerInfo("tensorrt", "10.3", "GPU", "int8", None,
+                                                details={"precision_label": "int8+fp16"}))
+    v = judge_model([rows[0], trt], model="mobilenetv3", target="jetson")
+    assert v.ship.executed_precision == "int8+fp16" and v.ship.precision == "int8"
+    assert "at int8 (ran int8+fp16)" in terminal_lines([v])[0]
+    assert "int8 (ran int8+fp16)" in markdown_text(report(rows[0], trt))

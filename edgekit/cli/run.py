@@ -176,7 +176,7 @@ def run_cmd(pipeline_file: Path | None, targets: tuple[str, ...], force: bool, d
 
 def _dry_run(pipeline: Any, target: str | None, force: bool, cache_dir: Path | None, threads: int | None,
              as_json: bool, fleet: Any = None) -> None:
-    from edgekit.pipeline.run import plan_only
+    from edgekit.pipeline.dry_run import plan_only
 
     rows = plan_only(pipeline, target=target, force=force, cache_root=cache_dir, threads=threads, fleet=fleet)
     target = target or ", ".join(fleet.targets) if fleet is not None and fleet.targets else target

@@ -129,7 +129,8 @@ class ModelVerdict:
                  (f"drop {s.drop_pts:+.2f} pts [{s.drop_ci_pts[0]:+.2f}, {s.drop_ci_pts[1]:+.2f}]"
                   if s.drop_ci_pts is not None and s.drop_pts is not None else None),
                  f"{s.energy_mj:.3f} mJ/inference" if s.energy_mj is not None else None]
-        return (f"{self.model} on {self.target}: ship {s.artifact} on {s.runtime} at {s.precision} ("
+        ran = "" if s.executed_precision in (None, s.precision) else f" (ran {s.executed_precision})"
+        return (f"{self.model} on {self.target}: ship {s.artifact} on {s.runtime} at {s.precision}{ran} ("
                 + ", ".join(p for p in parts if p) + ")")
 
     def to_json(self) -> dict[str, Any]:
@@ -164,6 +165,14 @@ def energy_mj(row: BenchResult) -> float | None:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             return float(v)
     return None
+
+
+def executed_label(row: BenchResult) -> str | None:
+    """What ran, as the runtime labels it: a TensorRT INT8 engine with FP16 float layers reports
+    ``precision_label`` = ``int8+fp16`` in its details; otherwise the executed precision."""
+    details = row.runner.details if row.runner is not None else {}
+    label = details.get("precision_label") if isinstance(details, dict) else None
+    return str(label) if label else row.executed_precision
 
 
 def throttled(row: BenchResult) -> str | None:
@@ -257,7 +266,7 @@ def _candidate(row: BenchResult, outcome: Outcome, reason: str, metric: str, *, 
         b, c = _metric(base, metric), _metric(row, metric)
         speedup = b / c if b and c else None
     return Candidate(key=row.key, artifact=row.artifact, runtime=f"{row.runtime}:{row.device}",
-                     precision=row.precision, executed_precision=row.executed_precision, outcome=outcome,
+                     precision=row.precision, executed_precision=executed_label(row), outcome=outcome,
                      reason=reason, latency_ms=_metric(row, metric), speedup=speedup,
                      drop_pts=p.drop_pts if p is not None else (0.0 if row.reference == row.key else None),
                      drop_ci_pts=tuple(p.ci_pts) if p is not None else None,  # type: ignore[arg-type]
