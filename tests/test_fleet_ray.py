@@ -99,3 +99,25 @@ def test_ray_sweep_with_the_local_cpu_target_and_two_devices(tmp_path, export_ar
     cpu = load_report(tmp_path / "out" / "targets" / "cpu" / "results.json")
     assert [r.status for r in cpu.results] == ["ok", "ok"] and cpu.environment is not None
     assert {r.worker.split("-")[2] for r in result.records if r.job.target == "cpu"} != {str(os.getpid())}
+
+
+@pytest.mark.slow
+def test_a_pipeline_on_ray_runs_its_steps_as_tasks_and_benches_cpu_and_two_devices(tmp_path):
+    """--executor ray end to end: the fine-tune and the quantize steps run as Ray tasks into the step cache,
+    then the cpu target and two fake devices are benched by their actors; a rerun finds every step cached."""
+    from edgekit.pipeline.config import load_pipeline
+    from edgekit.pipeline.run import run_pipeline
+    from edgekit.pipeline.targets import FleetOptions, bench_spec
+    from tests.fleet_fakes import FakeFactory, MixedFactory
+    from tests.test_pipeline import TINY
+
+    (tmp_path / "p.toml").write_text(TINY)
+    pipe = load_pipeline(tmp_path / "p.toml")
+    factory = MixedFactory(bench_spec(pipe, threads=None), FakeFactory(str(tmp_path / "dev"), DEVICES))
+    fleet = FleetOptions(targets=("cpu", *TARGETS), executor="ray", sessions=factory)
+    res = run_pipeline(pipe, output=tmp_path / "o", cache_root=tmp_path / "c", history=False, fleet=fleet)
+    assert [(o.status, o.note) for o in res.outcomes] == [("ran", "on Ray"), ("ran", "on Ray")]
+    assert not res.invalid_jobs and set(res.targets) == {"cpu", *TARGETS}
+    assert ray.is_initialized()  # the module's instance: the run did not start (or stop) its own
+    again = run_pipeline(pipe, output=tmp_path / "o", cache_root=tmp_path / "c", history=False, fleet=fleet)
+    assert {o.status for o in again.outcomes} == {"cached"}

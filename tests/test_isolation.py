@@ -40,6 +40,8 @@ DEVICE_MODULES = [
     "edgekit.pipeline.devices",
     "edgekit.pipeline.fleet",
     "edgekit.pipeline.ray_executor",
+    "edgekit.pipeline.ray_steps",
+    "edgekit.report.fleet",
     "edgekit.pipeline.config",
 ]
 

@@ -96,14 +96,9 @@ class RayExecutor:
         import ray
 
         if not ray.is_initialized():
-            os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token file written into the user's home
-            if self.address is None:
-                ray.init(num_cpus=self.num_cpus or os.cpu_count() or 1, include_dashboard=False,
-                         resources={resource_name(t): 1 for t in targets}, log_to_driver=False,
-                         configure_logging=False)
-                self.started = True
-            else:
-                ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+            from edgekit.pipeline.ray_steps import start_ray
+
+            self.started = start_ray(targets, address=self.address, num_cpus=self.num_cpus)
         have = ray.cluster_resources()
         missing = [t for t in targets if have.get(resource_name(t), 0) < 1]
         if missing:

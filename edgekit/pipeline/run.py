@@ -14,7 +14,6 @@ artifacts are copies in ``DIR/artifacts/<model>-<recipe>`` (see :func:`publish_a
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import time
 from collections.abc import Callable
@@ -22,12 +21,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from edgekit.core.atomic import atomic_write_json
 from edgekit.core.errors import CheckFailed, UsageError
 from edgekit.core.manifest import Artifact, Manifest
 from edgekit.pipeline.cache import StepCache
 from edgekit.pipeline.config import Pipeline
 from edgekit.pipeline.gate import RunCheck, check_run
+from edgekit.pipeline.outputs import _write_reports, _write_run_json, budget_pts, with_verdict  # noqa: F401
 from edgekit.pipeline.plan import Plan, Step, make_plan
 from edgekit.pipeline.kinds import KINDS, StepInput, run_tool
 
@@ -272,9 +271,22 @@ def run_pipeline(
     done: dict[str, Artifact] = {}
     from edgekit.core.manifest import load_artifact
 
+    on_ray, ray_failed, started_ray = set(), {}, False
+    if fleet is not None and fleet.executor == "ray":  # host-side steps as Ray tasks (pipeline/ray_steps.py)
+        from edgekit.pipeline import ray_steps
+
+        started_ray = ray_steps.start_ray(targets, address=fleet.ray_address, num_cpus=fleet.ray_num_cpus)
+        on_ray, ray_failed = ray_steps.prebuild_on_ray(plan, pipeline, cache, threads=threads, say=bar.message)
     failed: set[str] = set()
     for i, step in enumerate(plan.steps, 1):
         t0, c0 = time.perf_counter_ns(), time.process_time_ns()
+        if step.key in ray_failed:  # its own check failed in its Ray task: reported, not run again
+            failed.add(step.key)
+            outcome = StepOutcome(step.label, step.kind, step.key, str(step.path), "failed", 0.0,
+                                  f"{ray_failed[step.key]} (on Ray)")
+            outcomes.append(outcome)
+            bar.step_end(outcome)
+            continue
         if step.parent is not None and step.parent.key in failed:
             # make -k: the rest of the matrix still runs; what needed this parent is reported skipped
             failed.add(step.key)
@@ -284,7 +296,10 @@ def run_pipeline(
             bar.step_end(outcome)
             continue
         art, note = _cached(cache, step, done)
-        if art is not None:
+        if art is not None and step.key in on_ray:
+            bar.step_start(i, len(plan.steps), step, "ran as a Ray task")
+            status, note = "ran", "on Ray"
+        elif art is not None:
             bar.step_start(i, len(plan.steps), step, "cached")
             status = "cached"
         else:
@@ -336,6 +351,10 @@ def run_pipeline(
         paths.update(_write_reports(report, output))
         reports = {plan.target: report}
     t_bench, c_bench = time.perf_counter_ns() - t_bench, time.process_time_ns() - c_bench
+    if started_ray:
+        import ray
+
+        ray.shutdown()
     checks = tuple(c if not many else replace(c, row=f"{t}: {c.row}")
                    for t, rep in reports.items() for c in check_run(rep, pipeline.gate))
     run_id = None
@@ -355,47 +374,3 @@ def run_pipeline(
                        targets=tuple(targets), invalid_jobs=invalid)
     paths["run"] = str(_write_run_json(result, output))
     return result
-
-
-def budget_pts(pipeline: Pipeline) -> float | None:
-    """The pipeline's absolute accuracy budget (None: each row's own, which the bench judged it by)."""
-    return pipeline.gate.max_top1_drop
-
-
-def with_verdict(report: Any, pipeline: Pipeline, *, metric: str) -> tuple[Any, list[Any]]:
-    """``report`` with its verdicts under ``extra.verdict``, and the verdicts."""
-    from edgekit.verdict import judge_report, verdict_json
-
-    verdicts = judge_report(report, metric=metric, budget_pts=budget_pts(pipeline))
-    extra = {**report.extra, "verdict": verdict_json(verdicts, metric=metric, budget_pts=budget_pts(pipeline))}
-    return replace(report, extra=extra), verdicts
-
-
-def _write_reports(report: Any, output: Path) -> dict[str, str]:
-    from edgekit.report.formats import write_markdown
-    from edgekit.report.html import write_html
-
-    return {
-        "markdown": str(write_markdown(report, output / "report.md")),
-        "html": str(write_html([report], output / "report.html")),
-    }
-
-
-def _write_run_json(result: RunResult, output: Path) -> Path:
-    p = result.plan
-    doc = {
-        "schema": "edgekit.run", "schema_version": 1,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "pipeline": p.pipeline.to_json(), "target": p.target, "targets": list(result.targets or (p.target,)),
-        "invalid_jobs": list(result.invalid_jobs),
-        "steps": [o.to_json() for o in result.outcomes],
-        "artifacts": [{"model": m, "recipe": r, "path": str(pub), "cache_path": str(s.path), "step": s.label}
-                      for (m, r, s), pub in zip(p.artifacts, result.artifacts)],
-        "gate": {"passed": result.passed, "rules": dict(p.pipeline.gate.__dict__),
-                 "checks": [c.to_json() for c in result.checks]},
-        "verdict": [v.to_json() for v in result.verdicts],
-        "reports": dict(result.report_paths), "history_run_id": result.history_run_id,
-        "seconds": round(result.seconds, 2),
-        "timings": {k: round(v, 2) for k, v in result.timings.items()},
-    }
-    return atomic_write_json(output / "run.json", doc)
