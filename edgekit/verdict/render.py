@@ -76,7 +76,7 @@ def html_section(verdicts: Sequence[ModelVerdict]) -> str:
         for c in sorted(v.candidates, key=lambda c: c.outcome is not Outcome.SHIP):
             cells = _cells(c)
             row_cls = "ship" if c.outcome is Outcome.SHIP else "lost"
-            rows.append(f'<tr class="{row_cls}" data-key="{e(c.key)}" data-outcome="{e(str(c.outcome))}">'
+            rows.append(f'<tr class="{row_cls}" data-candidate="{e(c.key)}" data-outcome="{e(str(c.outcome))}">'
                         + td(cells[0]) + td(cells[1]) + td(cells[2]) + num(c.latency_ms)
                         + num(c.speedup, ".2f") + td(cells[5]) + num(c.energy_mj) + td(cells[7]) + "</tr>\n")
         heads = [h.replace("metric", v.metric) for h in CANDIDATE_HEADERS]
