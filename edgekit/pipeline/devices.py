@@ -215,7 +215,17 @@ def registry_session(name: str, target: str, spec: BenchSpec) -> TransportSessio
     from edgekit.remote import registry  # type: ignore[import-not-found]  # noqa: PLC0415
 
     device = registry.load_device(name)
-    from edgekit.remote.ssh import Connection
-
-    return TransportSession(target=target, spec=spec, connect=lambda: Connection(device.ssh),
+    return TransportSession(target=target, spec=spec, connect=SshConnect(device.ssh),
                             profile=device.profile, workdir=device.workdir)
+
+
+@dataclass(frozen=True)
+class SshConnect:
+    """A picklable ``connect`` (the Ray executor ships sessions to its actors): a new SSH Connection."""
+
+    ssh: Any  # edgekit.remote.ssh.SshTarget
+
+    def __call__(self) -> Any:
+        from edgekit.remote.ssh import Connection  # type: ignore[import-not-found]
+
+        return Connection(self.ssh)
