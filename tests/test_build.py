@@ -453,7 +453,7 @@ def mobilenet_art(export_artifact) -> Path:
 
 @pytest.mark.slow
 def test_mobilenet_ir_fp32_and_fp16(mobilenet_art, tmp_path):
-    from edgekit.export.pipeline import parity_inputs
+    from edgekit.data.sampling import parity_inputs
     from edgekit.runtime.openvino.runner import OpenVINORunner
 
     outs = {}

@@ -102,7 +102,7 @@ def test_parity_catches_a_graph_that_computes_something_else(export_artifact, tm
     from onnx import numpy_helper
 
     from edgekit.export.parity import check_parity
-    from edgekit.export.pipeline import parity_inputs
+    from edgekit.data.sampling import parity_inputs
 
     src = export_artifact("squeezenet1_1")
     art = load_artifact(src)

@@ -88,3 +88,28 @@ def test_a_heavy_import_is_lazy_and_names_the_extra(monkeypatch):
         require("openvino", purpose="the OpenVINO backend")
     assert "pip install 'edgekit[openvino]'" in str(e.value)
     assert e.value.exit_code == 2
+
+
+#: device-side packages that must not reach the host-side "torch -> ONNX" package, not even lazily
+#: (bench is not listed: bench/model_cache.py exports a zoo model for `edgekit bench --model`, on the host)
+_NO_EXPORT = ("runtime", "engines", "data", "core")
+
+
+@pytest.mark.parametrize("module", ["edgekit.engines", "edgekit.engines.build", "edgekit.runtime.compare"])
+def test_device_side_build_does_not_import_the_export_package(module):
+    probe = f"import {module}\nimport sys\nprint('edgekit.export' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("sub", _NO_EXPORT)
+def test_no_device_module_imports_the_export_package_even_lazily(sub):
+    import ast
+
+    offenders = []
+    for f in sorted((_PKG / sub).rglob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{f.relative_to(_PKG)}:{node.lineno}" for n in names if n.split(".")[:2] == ["edgekit", "export"]]
+    assert not offenders, f"device-side modules import edgekit.export: {offenders}"

@@ -32,7 +32,7 @@ from edgekit.cli.main import cli
 from edgekit.core.errors import ArtifactError
 from edgekit.core.manifest import MANIFEST_NAME, Manifest, load_artifact
 from edgekit.bench.paired_latency import FASTER, NO_GAIN, NOT_MEASURED, SLOWER, verdict_from_ratios
-from edgekit.optimize.prune.structure import rounded_prune_count
+from edgekit.optimize.prune.pruner import rounded_prune_count
 
 torch = pytest.importorskip("torch", reason="pruning needs the 'torch' extra")
 pytest.importorskip("torch_pruning", reason="pruning needs the 'prune' extra")
@@ -65,6 +65,36 @@ def test_rounded_prune_count_rounds_kept_channels_to_the_nearest_multiple():
     assert rounded_prune_count(24, 23, 8) == 16  # never fewer than round_to
     assert rounded_prune_count(100, 99, 8, min_keep_ratio=0.1) == 84  # keeps ceil(10 / 8) * 8 = 16
     assert rounded_prune_count(37, 10, 1) == 10  # round_to 1: what ranking asked
+
+
+def test_the_private_torch_pruning_hook_we_override_is_still_there():
+    """make_pruner overrides BasePruner._round_to (no public hook rounds to the nearest multiple with a floor):
+    an upgrade that renames or stops calling it must fail here, not silently change the channel counts."""
+    import inspect
+
+    tp = pytest.importorskip("torch_pruning", reason="pruning needs torch-pruning (the prune extra)")
+    fn = getattr(tp.pruner.BasePruner, "_round_to", None)
+    assert fn is not None, f"torch-pruning {tp.__version__}: BasePruner._round_to is gone"
+    assert list(inspect.signature(fn).parameters) == ["self", "n_pruned", "current_channels", "round_to"]
+    assert "self._round_to(" in inspect.getsource(tp.pruner.BasePruner._prune)
+
+
+def test_a_real_pruning_run_rounds_to_the_nearest_multiple():
+    """40 channels at ratio 0.25: ranking asks for 10 (or 11), so 30 (29) kept; Torch-Pruning's own rounding
+    keeps 24 (down), ours keeps 32 (the nearest multiple of 8)."""
+    torch = pytest.importorskip("torch", reason="pruning needs torch")
+    pytest.importorskip("torch_pruning", reason="pruning needs torch-pruning (the prune extra)")
+    from edgekit.optimize.prune.pruner import make_pruner, quiet_torch_pruning
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 40, 3), torch.nn.ReLU(), torch.nn.Conv2d(40, 16, 1),
+                                torch.nn.Flatten(), torch.nn.LazyLinear(5))
+    example = torch.randn(1, 3, 8, 8)
+    model(example)
+    with quiet_torch_pruning():
+        make_pruner(model, example, ratio=0.25, round_to=8, global_pruning=False, ignored=[model[4]]).step()
+    assert model[0].out_channels == 32 and model[2].in_channels == 32
+    assert model[2].out_channels % 8 == 0 and model[2].out_channels >= 8
 
 
 def test_verdict_needs_a_consistent_median_gain():
@@ -283,7 +313,7 @@ def _check_artifact(result, name: str) -> None:
     loaded = load_pruned(art)
     import numpy as np
 
-    from edgekit.export.pipeline import parity_inputs
+    from edgekit.data.sampling import parity_inputs
     from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner
 
     x, _ = parity_inputs(m.preprocess, n_real=2, n_random=0, seed=3)

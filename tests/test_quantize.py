@@ -551,3 +551,18 @@ def test_fp16_converter_import_leaves_onnxruntime_quantization_importable():
             "print('ok')\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_quant_report_json_keeps_the_manifest_keys():
+    """``extra.quantization`` keeps its keys whatever the method: header, reference, then what the method did."""
+    from edgekit.optimize.quant.report import QuantReport
+
+    head = {"precision": "int8", "method": "onnxruntime", "runtime": "onnxruntime"}
+    full = QuantReport(head, {"artifact": "p"}, layout={"name": "u8s8"}, recipe={"r": 1}, accuracy={"n": 2},
+                       runtimes=({"runtime": "onnxruntime"},), patterns={}, graph={"g": 1},
+                       excluded_nodes={"preset": []}, accuracy_control={"iterations": 0}).to_json()
+    assert list(full) == ["precision", "method", "runtime", "reference", "accuracy_control", "layout", "recipe",
+                          "patterns", "graph", "excluded_nodes", "accuracy", "runtimes"]
+    assert full["runtimes"] == [{"runtime": "onnxruntime"}]
+    fp16 = QuantReport({"precision": "fp16"}, {}, layout={}, recipe={}, accuracy={}, runtimes=()).to_json()
+    assert list(fp16) == ["precision", "reference", "layout", "recipe", "accuracy", "runtimes"]

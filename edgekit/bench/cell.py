@@ -37,6 +37,7 @@ from edgekit.core.manifest import Artifact
 from edgekit.core.target_schema import RuntimeSpec, TargetProfile
 from edgekit.runtime.backend import BatchMode, OpenRequest
 from edgekit.runtime.base import Runner
+from edgekit.runtime.compare import pad_batch
 from edgekit.runtime.registry import resolve_runtime, runner_for_artifact
 
 log = logging.getLogger(__name__)
@@ -145,8 +146,8 @@ def evaluate(runner: Runner, ev: EvalSet, *, in_name: str, out_name: str, batch:
     n_total, seen = len(ev.indices), 0
     for x, y, idx in ev.batches(batch):
         n = len(x)
-        feed = x if not static or n == batch else np.concatenate([x, np.repeat(x[-1:], batch - n, axis=0)])
-        out = runner.infer({in_name: np.ascontiguousarray(feed.astype(dtype, copy=False))})[out_name]
+        feed = pad_batch(x.astype(dtype, copy=False), batch if static else None)
+        out = runner.infer({in_name: feed})[out_name]
         logits.append(np.asarray(out[:n], dtype=np.float32).reshape(n, -1))
         labels.append(y)
         ids.append(idx)

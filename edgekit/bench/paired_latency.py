@@ -200,10 +200,10 @@ def paired_onnx_latency(
     progress: Callable[[str], None] | None = None,
 ) -> PairedLatency:
     """:func:`paired_windows` of two ONNX files in ONNX Runtime (CPU, sequential, ``threads`` intra-op)."""
-    from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner
+    from edgekit.runtime.registry import create_runner
 
-    with OnnxRuntimeRunner(before, threads=threads, providers=["cpu"]) as ra, \
-            OnnxRuntimeRunner(after, threads=threads, providers=["cpu"]) as rb:
+    with create_runner("onnxruntime", before, threads=threads, providers=["cpu"]) as ra, \
+            create_runner("onnxruntime", after, threads=threads, providers=["cpu"]) as rb:
         res = paired_windows(ra.infer, rb.infer, samples, rounds=rounds, window_s=window_s,
                              min_gain=min_gain, progress=progress)
         info = ra.info.to_json()

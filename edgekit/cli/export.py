@@ -31,9 +31,7 @@ from edgekit.cli import ui
 )
 @click.option("--parity-images", type=int, default=8, show_default=True, help="Real images used for the parity check.")
 @click.option("--threads", type=int, default=None, help="Threads for the parity runtimes.")
-@click.option("--overwrite", is_flag=True, help="Replace a non-empty output directory (only after success).")
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Artifact directory to write.")
+@ui.artifact_output("Print the manifest as JSON.")
 def export_cmd(
     model: str,
     weights: str,

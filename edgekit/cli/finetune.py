@@ -84,9 +84,7 @@ class RichTrainProgress:
 @click.option("--no-augment", is_flag=True, help="Train on the plain eval transform (no crop/shift/flip).")
 @click.option("--train-limit", type=int, default=None, help="Train on a stratified subset of N images (quick trials).")
 @click.option("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
-@click.option("--overwrite", is_flag=True, help="Replace a non-empty output directory (only after success).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Artifact directory to write.")
+@ui.artifact_output("Print the result as JSON.")
 def finetune_cmd(
     model: str,
     data: str,

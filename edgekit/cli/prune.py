@@ -47,9 +47,7 @@ def _fmt_count(n: int) -> str:
 @click.option("--require-speedup", type=float, default=None, metavar="PCT",
               help="Exit 1 unless the measured latency improved by at least PCT percent.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--overwrite", is_flag=True, help="Replace a non-empty output directory (only after success).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Artifact directory to write.")
+@ui.artifact_output("Print the result as JSON.")
 def prune_cmd(
     source: str,
     ratio: float,

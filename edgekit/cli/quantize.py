@@ -34,9 +34,7 @@ from edgekit.optimize.quant.presets import preset_names
 @click.option("--max-iterations", type=int, default=8, show_default=True, help="Accuracy-control evaluations.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the calibration/eval selection.")
 @click.option("--threads", type=int, default=None, help="Threads for the runtimes.")
-@click.option("--overwrite", is_flag=True, help="Replace a non-empty output directory (only after success).")
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Artifact directory to write.")
+@ui.artifact_output("Print the manifest as JSON.")
 def quantize_cmd(artifact: Path, calib: str | None, precision: str, method: str | None, target: str | None,
                  preset: str, calib_size: int, max_drop: float | None, eval_data: str | None, eval_size: int,
                  batch: int | None, max_iterations: int, seed: int, threads: int | None, overwrite: bool,

@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -64,3 +65,19 @@ def error(msg: str) -> None:
 
 def is_tty() -> bool:
     return sys.stdout.isatty()
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def artifact_output(json_help: str) -> Callable[[_F], _F]:
+    """``--overwrite``, ``--json`` and ``-o/--output DIR`` of a command that writes an artifact directory."""
+
+    def decorate(f: _F) -> _F:
+        f = click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+                         help="Artifact directory to write.")(f)
+        f = click.option("--json", "as_json", is_flag=True, help=json_help)(f)
+        return click.option("--overwrite", is_flag=True,  # type: ignore[no-any-return]
+                            help="Replace a non-empty output directory (only after success).")(f)
+
+    return decorate

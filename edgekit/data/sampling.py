@@ -269,3 +269,16 @@ def check_labels_match(
             ),
         )
     return np.asarray(mapping, dtype=np.int64)
+
+
+def parity_inputs(spec: PreprocessSpec, *, n_real: int, n_random: int, seed: int) -> tuple[np.ndarray, str]:
+    """Inputs of a parity check: real embedded held-out images preprocessed as ``spec`` says, then seeded
+    random tensors; and the name of the data (``embedded:<name>:heldout``)."""
+    from edgekit.data.embedded import EMBEDDED_NAME, load_embedded
+
+    ds = load_embedded(split="heldout")
+    idx = calibration_indices(ds.labels, n_real, seed=seed)
+    real = np.stack([ds.load(int(i), spec) for i in idx]).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    rand = rng.standard_normal((n_random, *real.shape[1:]), dtype=np.float32)
+    return np.concatenate([real, rand]), f"embedded:{EMBEDDED_NAME}:heldout"

@@ -34,7 +34,7 @@ from edgekit.core.manifest import Artifact, load_artifact
 from edgekit.core.specs import Precision, TensorSpec
 from edgekit.core.targets import RuntimeSpec, TargetProfile, load_target
 from edgekit.core.versions import tool_versions
-from edgekit.export.parity import ParityReport, RuntimeParity, run_batched, compare_outputs
+from edgekit.runtime.compare import ParityReport, RuntimeParity, compare_outputs, reference_runner, run_logits
 from edgekit.runtime.base import Runner
 from edgekit.runtime.onnx_info import GraphInfo, read_graph_info
 from edgekit.runtime.backend import Backend, EngineRequest
@@ -192,19 +192,16 @@ def verify_build(
     plan: BuildPlan, open_runner: Callable[[], Runner], *, options: BuildOptions, name: str
 ) -> ParityReport:
     """Run the built model and ONNX Runtime on the parent ONNX on the same inputs and compare logits."""
-    from edgekit.export.pipeline import parity_inputs
-    from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner
+    from edgekit.data.sampling import parity_inputs
 
     x, data = parity_inputs(plan.parent.manifest.preprocess, n_real=options.parity_images,
                             n_random=options.parity_random, seed=options.seed)
 
     def outputs(runner: Runner) -> tuple[np.ndarray, str]:
         with runner:
-            in_name, out_name = runner.inputs[0].name, runner.outputs[0].name
-            got = run_batched(lambda b: runner.infer({in_name: b})[out_name], x, plan.batch)
-            return got, runner.info.precision
+            return run_logits(runner, x, batch=plan.batch), runner.info.precision
 
-    ref, _ = outputs(OnnxRuntimeRunner(plan.parent_onnx, threads=options.threads))
+    ref, _ = outputs(reference_runner(plan.parent_onnx, threads=options.threads))
     got, precision = outputs(open_runner())
     result = compare_outputs(name, ref, got, rel_tol=plan.rel_tol, precision=precision, batches=[plan.batch])
     log.info("verify %s: max-abs %.2e rel %.2e top-1 %.1f%%", name, result.max_abs or 0, result.rel or 0,

@@ -25,6 +25,7 @@ from edgekit.core.lazy import require
 from edgekit.core.manifest import MANIFEST_NAME, Artifact, Manifest, load_artifact
 from edgekit.core.specs import PreprocessSpec, TensorSpec
 from edgekit.core.versions import tool_versions
+from edgekit.data.sampling import parity_inputs
 from edgekit.export.check import check_graph
 from edgekit.core.options import at_least, between, check_fields, opt
 from edgekit.export.onnx_export import (
@@ -83,19 +84,6 @@ class ExportOptions:
                 raise UsageError(f"extra file name {name!r} must be a plain file name other than the artifact's own")
             if not Path(src).is_file():
                 raise UsageError(f"extra file {src} for {name!r} does not exist")
-
-
-def parity_inputs(spec: PreprocessSpec, *, n_real: int, n_random: int, seed: int) -> tuple[np.ndarray, str]:
-    """Real embedded images preprocessed as ``spec`` says, then seeded random tensors."""
-    from edgekit.data.embedded import EMBEDDED_NAME, load_embedded
-    from edgekit.data.sampling import calibration_indices
-
-    ds = load_embedded(split="heldout")
-    idx = calibration_indices(ds.labels, n_real, seed=seed)
-    real = np.stack([ds.load(int(i), spec) for i in idx]).astype(np.float32)
-    rng = np.random.default_rng(seed)
-    rand = rng.standard_normal((n_random, *real.shape[1:]), dtype=np.float32)
-    return np.concatenate([real, rand]), f"embedded:{EMBEDDED_NAME}:heldout"
 
 
 def export_model(options: ExportOptions, *, progress: Progress | None = None) -> Artifact:

@@ -279,7 +279,7 @@ def _recover(options: PruneOptions, model: Any, teacher: Any, loaders: Any, data
 def _save_and_reload(model: Any, src: prune_source.Source, report: StructureReport, directory: Path,
                      size: tuple[int, int], torch: Any) -> tuple[Any, float, dict[str, Path]]:
     """Save safetensors + channel configuration, rebuild from them, check the logits are equal."""
-    from edgekit.export.pipeline import parity_inputs
+    from edgekit.data.sampling import parity_inputs
     from edgekit.optimize.prune import config as pc
 
     cfg = pc.channel_config(model, src.entry, report, num_classes=src.loaded.num_classes,

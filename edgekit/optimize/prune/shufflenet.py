@@ -32,6 +32,7 @@ import logging
 from typing import Any
 
 from edgekit.core.lazy import require
+from edgekit.optimize.prune.pruner import make_pruner, quiet_torch_pruning
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,6 @@ def prune(
 ) -> tuple[str, list[str], list[str]]:
     """Prune ``model`` (a torchvision ShuffleNetV2) in place; returns (method, kept whole, notes)."""
     torch = require("torch")
-    from edgekit.optimize.prune.structure import _quiet_torch_pruning, make_pruner
 
     blocks = _blocks(model)
     conv5, fc = getattr(model, "conv5", None), getattr(model, "fc", None)
@@ -97,7 +97,7 @@ def prune(
     inputs = [captured[n] for n, _ in blocks] + [captured["conv5"]]
     # the last 1x1 conv of each branch2 feeds the concat + shuffle: its outputs stay
     ignored = [b.branch2[5] for _, b in blocks] + [fc]
-    with _quiet_torch_pruning():
+    with quiet_torch_pruning():
         pruner = make_pruner(proxy, (inputs,), ratio=ratio, round_to=round_to, global_pruning=global_pruning,
                              ignored=ignored)
         pruner.step()

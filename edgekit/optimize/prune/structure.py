@@ -19,7 +19,8 @@ What is pruned and what is kept whole:
   like any CNN.
 * ShuffleNetV2's channel shuffle (torchvision's view/transpose) is not
   traceable; :mod:`edgekit.optimize.prune.shufflenet` prunes it through a
-  traceable proxy of its branch-internal layers.
+  traceable proxy of its branch-internal layers (a family hook in
+  :data:`FAMILY_PRUNERS`, the place for the next untraceable family).
 
 Importance is the group L2 magnitude (``GroupMagnitudeImportance(p=2)``,
 mean over the group, mean-normalized). ``ratio`` is the fraction of
@@ -28,31 +29,33 @@ channels removed in each group (or across all groups with
 to the nearest multiple of ``round_to`` (at least ``round_to``; layers
 narrower than ``round_to`` are left alone), which keeps SIMD and tensor-core
 kernels on their fast paths (MACs are not latency). With
-``global_pruning`` no layer loses more than :data:`GLOBAL_MAX_LAYER_RATIO`
+``global_pruning`` no layer loses more than
+:data:`edgekit.optimize.prune.pruner.GLOBAL_MAX_LAYER_RATIO`
 of its channels.
 """
 
 from __future__ import annotations
 
-import contextlib
+import importlib
 import logging
-import math
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from edgekit.core.errors import UsageError
 from edgekit.core.lazy import require
 from edgekit.core.options import Rule
+from edgekit.optimize.prune.pruner import make_pruner, quiet_torch_pruning
 from edgekit.zoo import builders
 from edgekit.zoo.registry import ModelEntry
 
 log = logging.getLogger(__name__)
 
 IMPORTANCE = "group L2 magnitude (Torch-Pruning GroupMagnitudeImportance p=2, mean reduction, mean-normalized)"
-#: with global ranking, a layer keeps at least this fraction of its channels
-GLOBAL_MAX_LAYER_RATIO = 0.9
+#: families whose models Torch-Pruning cannot trace: family -> "module:function" with the signature
+#: ``prune(model, example, *, ratio, round_to, global_pruning) -> (method, kept whole, notes)``
+FAMILY_PRUNERS: dict[str, str] = {
+    "shufflenetv2": "edgekit.optimize.prune.shufflenet:prune",
+}
 #: module attributes that describe a layer's channels (saved in the channel configuration)
 CHANNEL_ATTRS = (
     "in_channels",
@@ -64,26 +67,6 @@ CHANNEL_ATTRS = (
     "normalized_shape",
     "num_channels",
 )
-
-
-def rounded_prune_count(current: int, n_pruned: int, round_to: int, *, min_keep_ratio: float = 0.0) -> int:
-    """How many of ``current`` channels to remove when ranking asked for ``n_pruned``.
-
-    The channels kept are rounded to the nearest multiple of ``round_to``
-    (halves round up: keep more), never fewer than ``round_to`` and never
-    fewer than ``ceil(current * min_keep_ratio)`` rounded up to ``round_to``.
-    A layer of at most ``round_to`` channels is not pruned.
-    """
-    r = max(1, int(round_to))
-    if current <= r or n_pruned <= 0:
-        return 0
-    keep = current - int(n_pruned)
-    keep = int(math.floor(keep / r + 0.5)) * r
-    floor_keep = int(math.ceil(current * min_keep_ratio / r)) * r if min_keep_ratio > 0 else 0
-    keep = max(keep, r, floor_keep)
-    if keep > current:
-        keep = (current // r) * r
-    return max(0, current - keep)
 
 
 @dataclass(frozen=True)
@@ -180,44 +163,6 @@ def attention_modules(model: Any) -> list[tuple[str, Any]]:
     return found
 
 
-@contextlib.contextmanager
-def _quiet_torch_pruning() -> Iterator[None]:
-    """Torch-Pruning warns about every unknown op; keep those in the debug log."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    for w in caught:
-        log.debug("torch-pruning: %s", str(w.message)[:300])
-
-
-def make_pruner(
-    model: Any,
-    example_inputs: Any,
-    *,
-    ratio: float,
-    round_to: int,
-    global_pruning: bool,
-    ignored: list[Any],
-) -> Any:
-    """A Torch-Pruning ``BasePruner`` whose channel rounding is :func:`rounded_prune_count`."""
-    tp = require("torch_pruning", purpose="structured pruning")
-    min_keep = 1.0 - GLOBAL_MAX_LAYER_RATIO if global_pruning else 0.0
-
-    class _RoundedPruner(tp.pruner.BasePruner):  # type: ignore[misc, name-defined]
-        def _round_to(self, n_pruned: int, current_channels: int, round_to: int) -> int:
-            return rounded_prune_count(current_channels, n_pruned, round_to, min_keep_ratio=min_keep)
-
-    return _RoundedPruner(
-        model,
-        example_inputs,
-        importance=tp.importance.GroupMagnitudeImportance(p=2),
-        global_pruning=global_pruning,
-        pruning_ratio=ratio,
-        round_to=int(round_to),
-        ignored_layers=ignored,
-    )
-
-
 RATIO_RULE = Rule(lambda v: not isinstance(v, bool) and isinstance(v, (int, float)) and 0.0 < float(v) < 1.0,
                   "strictly between 0 and 1 (the fraction of channels removed)",
                   hint="e.g. --ratio 0.3 removes 30% of the channels of each prunable group")
@@ -254,12 +199,12 @@ def prune_structure(
     params_before = builders.param_count(model)
     h, w = int(input_size[0]), int(input_size[1])
     example = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(0))
-    if entry.family == "shufflenetv2":
-        from edgekit.optimize.prune import shufflenet as prune_shufflenet
-
-        method, kept, notes = prune_shufflenet.prune(
-            model, example, ratio=ratio, round_to=round_to, global_pruning=global_pruning
-        )
+    hook = FAMILY_PRUNERS.get(entry.family)
+    if hook is not None:
+        module, _, name = hook.partition(":")
+        prune_family = getattr(importlib.import_module(module), name)
+        method, kept, notes = prune_family(model, example, ratio=ratio, round_to=round_to,
+                                           global_pruning=global_pruning)
     else:
         method, kept, notes = _prune_depgraph(
             model, entry, example, ratio=ratio, round_to=round_to, global_pruning=global_pruning
@@ -306,7 +251,7 @@ def _prune_depgraph(
                     + ", ".join(n for n, _ in attn[:3]) + (", ..." if len(attn) > 3 else ""))
         notes.append("attention is kept whole, so the transformer stages' residual width is fixed; "
                      "their MLP hidden widths are pruned")
-    with _quiet_torch_pruning():
+    with quiet_torch_pruning():
         pruner = make_pruner(model, example, ratio=ratio, round_to=round_to, global_pruning=global_pruning,
                              ignored=ignored)
         pruner.step()

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,8 @@ from edgekit.data import (
     load_dataset,
     load_embedded,
 )
+from edgekit.runtime.compare import compare_logits, reference_runner
+from edgekit.runtime.compare import run_logits as run_model
 
 log = logging.getLogger(__name__)
 
@@ -176,33 +177,13 @@ def load_eval(
 # -- running and comparing ------------------------------------------------------------------
 
 
-def _batched(infer: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int) -> np.ndarray:
-    outs = []
-    for i in range(0, len(x), batch):
-        chunk = x[i : i + batch]
-        k = len(chunk)
-        if k < batch:  # static batch: pad with the first samples, drop their outputs
-            chunk = np.concatenate([chunk, x[: batch - k]])
-        outs.append(np.asarray(infer(np.ascontiguousarray(chunk))).reshape(batch, -1)[:k])
-    return np.concatenate(outs)
-
-
 def run_logits(model_path: Path, x: np.ndarray, *, runtime: str, batch: int, threads: int | None) -> tuple[np.ndarray, dict[str, Any]]:
     """Logits of ``model_path`` on ``x`` and the runner's info (OpenVINO: f32, static ``batch``)."""
-    if runtime == "openvino":
-        from edgekit.runtime.openvino.runner import OpenVINORunner
-
-        runner: Any = OpenVINORunner(model_path, device="CPU", precision="f32", threads=threads, batch=batch)
-    elif runtime == "onnxruntime":
-        from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner
-
-        runner = OnnxRuntimeRunner(model_path, threads=threads)
-    else:
+    if runtime not in ("openvino", "onnxruntime"):
         raise UsageError(f"cannot evaluate with runtime {runtime!r} on this host")
-    with runner:
-        name = runner.inputs[0].name
-        out = runner.outputs[0].name
-        logits = _batched(lambda a: runner.infer({name: a})[out], x, batch)
+    with reference_runner(model_path, runtime=runtime, threads=threads,
+                          batch=batch if runtime == "openvino" else None) as runner:
+        logits = run_model(runner, x, batch=batch)
         info = runner.info
     return logits, {"runtime": info.runtime, "version": info.runtime_version, "precision": info.precision,
                     "threads": info.threads, "batch": batch}
@@ -217,21 +198,18 @@ def compare(
             f"the quantized model produced NaN or Inf on {int((~np.isfinite(cand).all(axis=1)).sum())} images",
             hint="nothing was written; try another --preset or --method",
         )
-    diff = np.abs(ref.astype(np.float64) - cand.astype(np.float64))
-    flips = ref.argmax(axis=1) != cand.argmax(axis=1)
-    agree = float(np.mean(~flips))
-    srt = np.sort(ref.astype(np.float64), axis=1)
-    margin = srt[:, -1] - srt[:, -2] if ref.shape[1] > 1 else np.full(len(ref), np.inf)
+    c = compare_logits(ref, cand, tol=None)
+    agree = float(c.top1_agreement or 0.0)
     out: dict[str, Any] = {
-        "n": int(len(ref)),
+        "n": c.n,
         "top1_agreement": agree,
-        "max_abs": float(diff.max()),
-        "mean_abs": float(diff.mean()),
-        "median_image_max_abs": float(np.median(diff.max(axis=1))),
+        "max_abs": c.max_abs,
+        "mean_abs": c.mean_abs,
+        "median_image_max_abs": c.median_image_max_abs,
         # how decided the FP32 model was where the candidate flipped: near ties flip first
-        "flips": int(flips.sum()),
-        "fp32_margin_median": float(np.median(margin)),
-        "fp32_margin_max_flipped": float(margin[flips].max()) if flips.any() else None,
+        "flips": c.flips,
+        "fp32_margin_median": c.ref_margin_median,
+        "fp32_margin_max_flipped": c.ref_margin_max_flipped,
         "budget_pts": budget_pts,
         "budget_source": budget_source,
     }

@@ -216,7 +216,7 @@ def quantize(options: QuantizeOptions, *, progress: Progress | None = None) -> Q
             staged_dir(options.output, overwrite=options.overwrite) as stage:
         built = build_candidate(options, p, parent, calib, ev, Path(tmp), stage, say=say,
                                 budget=budget, budget_source=budget_source)
-        report = built.report
+        report = built.report.to_json()
         acc = report["accuracy"]
         if options.max_drop is not None and acc.get("drop_pts") is not None and acc["drop_pts"] > options.max_drop:
             kept = report.get("accuracy_control", {}).get("kept_float", [])
