@@ -63,7 +63,9 @@ class FakeSession:
     def _count(self) -> int:
         f = Path(self.root) / "count"
         n = int(f.read_text()) if f.exists() else 0
-        f.write_text(str(n + 1))
+        tmp = f.with_name(f"count.{os.getpid()}.tmp")
+        tmp.write_text(str(n + 1))
+        os.replace(tmp, f)  # a host killed here leaves the old count or the new one, never an empty file
         return n
 
     def bench(self, job: Any, *, timeout_s: float) -> Any:

@@ -180,7 +180,7 @@ SCRIPT = textwrap.dedent("""
     from tests.fleet_fakes import FakeFactory
     from tests.test_fleet import DEVICES, TARGETS, work_for
     root = Path({root!r})
-    devices = {{k: {{**v, "delay_s": 0.6}} for k, v in DEVICES.items()}}
+    devices = {{k: {{**v, "delay_s": 1.0}} for k, v in DEVICES.items()}}
     fleet.run_sweep(work_for(TARGETS, root), output=root / "out", factory=FakeFactory(str(root / "devices"), devices),
                     executor=ThreadExecutor(), spec=BenchSpec(), timeout_s=30, budget_pts=1.0)
 """)
@@ -198,7 +198,7 @@ def test_resume_after_sigkill_of_the_host_redoes_only_what_is_missing(tmp_path):
             if len(list(jobs.glob("*/jobs/*.json"))) >= 2:
                 break
             time.sleep(0.02)
-        assert proc.poll() is None, proc.stderr.read().decode()
+        assert proc.poll() is None, f"the sweep ended before the kill: {proc.stderr.read().decode()}"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:

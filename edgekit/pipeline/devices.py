@@ -121,6 +121,59 @@ def _kind(exc: BaseException) -> str | None:
     return None
 
 
+def call_transport(target: str, what: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    """``fn(*args, **kw)`` with the transport's errors classified: timeout -> JobTimedOut, a lost link ->
+    DeviceLost, another edgekit error -> CheckFailed (this job only); anything else is re-raised."""
+    try:
+        return fn(*args, **kw)
+    except Exception as e:
+        kind = _kind(e)
+        msg = getattr(e, "one_line", lambda: f"{type(e).__name__}: {e}")()
+        if kind == "timeout":
+            raise JobTimedOut(f"{target}: {what}: {msg}") from e
+        if kind == "lost" or isinstance(e, OSError):
+            raise DeviceLost(f"{target}: {what}: {msg}") from e
+        if hasattr(e, "one_line"):
+            raise CheckFailed(f"{target}: {what} failed: {msg}") from e
+        raise
+
+
+@dataclass
+class RemoteBenchSession:
+    """A device of the user's registry, benched by ``edgekit bench --device``'s own code
+    (:func:`edgekit.remote.remote_bench.run_remote_bench`: probe, provision, push artifacts and data,
+    ``edgekit bench`` under the device agent with its wall-clock limit, fetch, clean up) once per job.
+    A report that comes back with ``invalid`` rows (the bench killed, timed out, the link lost) is not a
+    finished job: it becomes JobTimedOut / DeviceLost / a failed job with that reason, so a rerun redoes it."""
+
+    target: str
+    spec: BenchSpec
+    device: Any  # edgekit.remote.devices.Device (frozen, picklable)
+
+    def open(self) -> None:
+        pass  # each job connects (run_remote_bench holds its connection for the job)
+
+    def bench(self, job: BenchJob, *, timeout_s: float) -> Any:
+        from edgekit.remote.remote_bench import RemoteOptions, run_remote_bench  # type: ignore[import-not-found]
+
+        options = dataclasses.replace(self.spec.options("", job.artifact), target=self.device.target or "")
+        report = call_transport(self.target, f"bench {job.name}", run_remote_bench, options,
+                                RemoteOptions(device=self.device, timeout_s=timeout_s))
+        bad = [r for r in report.results if r.status == "invalid"]
+        if bad:
+            why = bad[0].reason or "the measurement did not complete"
+            low = why.lower()
+            if "timed out" in low:
+                raise JobTimedOut(f"{self.target}: {why}")
+            if "connection" in low or "closed" in low:
+                raise DeviceLost(f"{self.target}: {why}")
+            raise CheckFailed(f"{self.target}: {why}")
+        return report
+
+    def close(self) -> None:
+        pass
+
+
 @dataclass
 class TransportSession:
     """Benches on a device through a transport (push the artifact, run ``edgekit bench`` there, fetch the results).
@@ -139,20 +192,7 @@ class TransportSession:
     _conn: Any = field(default=None, repr=False)
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-        try:
-            return fn(*args, **kw)
-        except Exception as e:  # the transport's errors, classified by kind; anything else is re-raised
-            kind = _kind(e)
-            msg = getattr(e, "one_line", lambda: f"{type(e).__name__}: {e}")()
-            if kind == "timeout":
-                raise JobTimedOut(f"{self.target}: {what}: {msg}") from e
-            if kind == "lost":
-                raise DeviceLost(f"{self.target}: {what}: {msg}") from e
-            if isinstance(e, OSError):
-                raise DeviceLost(f"{self.target}: {what}: {msg}") from e
-            if hasattr(e, "one_line"):
-                raise CheckFailed(f"{self.target}: {what} failed: {msg}") from e
-            raise
+        return call_transport(self.target, what, fn, *args, **kw)
 
     def open(self) -> None:
         self._conn = self.connect()
@@ -204,28 +244,16 @@ class SessionFactory:
         return registry_session(name, target, self.spec)
 
 
-def registry_session(name: str, target: str, spec: BenchSpec) -> TransportSession:
-    """A session for a device of the user's registry (``edgekit devices``; the remote-devices package)."""
+def registry_session(name: str, target: str, spec: BenchSpec) -> Any:
+    """A session for a device of the user's registry (``edgekit devices``, the remote-devices package);
+    an unknown name is an error here, before any step runs."""
     import importlib.util
 
-    if importlib.util.find_spec("edgekit.remote") is None or importlib.util.find_spec("edgekit.remote.registry") is None:
-        raise UsageError(f"target {target!r} needs edgekit's remote-device registry (edgekit.remote), which this "
-                         "build does not have", hint="bench the devices with a build that has 'edgekit devices', "
-                                                     "or give local targets only")
-    from edgekit.remote import registry  # type: ignore[import-not-found]  # noqa: PLC0415
+    if importlib.util.find_spec("edgekit.remote") is None or \
+            importlib.util.find_spec("edgekit.remote.remote_bench") is None:
+        raise UsageError(f"target {target!r} needs edgekit's remote devices (edgekit.remote), which this build "
+                         "does not have", hint="bench the devices with a build that has 'edgekit devices', "
+                                               "or give local targets only")
+    from edgekit.remote.devices import get_device  # type: ignore[import-not-found]
 
-    device = registry.load_device(name)
-    return TransportSession(target=target, spec=spec, connect=SshConnect(device.ssh),
-                            profile=device.profile, workdir=device.workdir)
-
-
-@dataclass(frozen=True)
-class SshConnect:
-    """A picklable ``connect`` (the Ray executor ships sessions to its actors): a new SSH Connection."""
-
-    ssh: Any  # edgekit.remote.ssh.SshTarget
-
-    def __call__(self) -> Any:
-        from edgekit.remote.ssh import Connection  # type: ignore[import-not-found]
-
-        return Connection(self.ssh)
+    return RemoteBenchSession(target=target, spec=spec, device=get_device(name))
