@@ -254,3 +254,47 @@ def test_cross_device_report_in_headless_chromium(tmp_path):
         assert cells[2][4].startswith("invalid")  # c was lost before its third job
         n_ship = dt.evaluate(session, "document.querySelectorAll('table.comparison td.ship').length")
         assert n_ship == 3
+
+
+def test_remote_bench_session_turns_an_incomplete_device_report_into_an_invalid_job(monkeypatch):
+    """The adapter over remote's run_remote_bench (stood in for here: remote is not on this branch): a complete
+    report is the job's; one with invalid rows or a transport error is a timed-out, lost or failed job."""
+    import dataclasses as dc
+    import types
+
+    from edgekit.pipeline.devices import RemoteBenchSession
+    from edgekit.pipeline.executors import DeviceLost, JobTimedOut, run_job
+    from tests.fleet_fakes import ConnectionDropped
+    from tests.test_gate import LAB, latency, predictions, report, row
+
+    ok = report(row(pred=predictions(LAB, wrong=10), labels=LAB, lat=latency(5.0, 0.02), precision="fp32",
+                    artifact="m-fp32"))
+    outcome: dict = {}
+
+    def run_remote_bench(options, remote):  # noqa: ANN001, ANN202 - remote's signature
+        outcome["options"], outcome["remote"] = options, remote
+        if isinstance(outcome.get("next"), BaseException):
+            raise outcome["next"]
+        return outcome.get("next", ok)
+
+    fake = types.ModuleType("edgekit.remote.remote_bench")
+    fake.run_remote_bench = run_remote_bench
+    fake.RemoteOptions = lambda device, timeout_s: {"device": device, "timeout_s": timeout_s}
+    monkeypatch.setitem(sys.modules, "edgekit.remote", types.ModuleType("edgekit.remote"))
+    monkeypatch.setitem(sys.modules, "edgekit.remote.remote_bench", fake)
+    device = types.SimpleNamespace(name="nano-01", target="jetson-orin-nano")
+    s = RemoteBenchSession("device:nano-01", BenchSpec(eval_size=64), device)
+    job = BenchJob("device:nano-01", "m-fp32", "/a/m-fp32", "m", "fp32")
+    assert s.bench(job, timeout_s=99) is ok
+    assert outcome["options"].target == "jetson-orin-nano" and outcome["options"].eval_size == 64
+    assert outcome["remote"]["timeout_s"] == 99
+    lost = dc.replace(ok, results=tuple(dc.replace(r, status="invalid", reason="the connection to nano-01 closed "
+                                                   "during the bench (process group killed)") for r in ok.results))
+    for nxt, kind in ((lost, DeviceLost), (dc.replace(lost, results=tuple(dc.replace(
+            r, reason="timed out on nano-01 after 99 s") for r in lost.results)), JobTimedOut),
+                      (ConnectionDropped("nano-01: connection closed"), DeviceLost)):
+        outcome["next"] = nxt
+        with pytest.raises(kind):
+            s.bench(job, timeout_s=99)
+    rec = run_job(s, job, timeout_s=99, worker="t")
+    assert rec.status == "invalid" and rec.device_lost and "connection closed" in rec.reason
