@@ -49,7 +49,7 @@ DEVICE_MODULES = [
 _PKG = Path(__file__).resolve().parents[1] / "edgekit"
 DEVICE_MODULES += sorted(
     ".".join(("edgekit", *f.relative_to(_PKG).with_suffix("").parts)).removesuffix(".__init__")
-    for sub in ("runtime", "engines")
+    for sub in ("runtime", "engines", "telemetry")
     for f in (_PKG / sub).rglob("*.py")
 )
 

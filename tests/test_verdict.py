@@ -89,6 +89,7 @@ def test_unstable_throttled_unsupported_and_invalid_rows_do_not_compete():
     unstable = cand("m-bf16", p50=1.0, cv=0.30, precision="bf16", runtime="openvino")
     throttled = dataclasses.replace(cand("m-int8-hot", p50=1.0, seed=5),
                                     warnings=("throttled: a passive trip point was reached during the window",))
+    # (a warning alone is enough: reports written before telemetry's status existed)
     unsupported = dataclasses.replace(cand("m-fp16", p50=1.0, precision="fp16", status="unsupported"),
                                       reason="fp16 is not supported by this CPU")
     invalid = dataclasses.replace(cand("m-int8-lost", p50=1.0, seed=6, status="error"),
@@ -119,16 +120,29 @@ def test_no_fp32_row_means_no_verdict_and_says_why():
 
 
 def test_energy_is_read_where_measured_and_never_required():
+    from edgekit.telemetry.result import TelemetryResult
+
     v, _ = judged(fp32(), cand("m-int8", p50=2.0))
     assert v.ship.energy_mj is None
-
-    class WithEnergy:  # the shape telemetry's fields take on a row (read, never required)
-        mj_per_inference = 4.25
-
     rows, _ = attach_references((fp32(), cand("m-int8", p50=2.0)), budget_pts=1.0)
-    object.__setattr__(rows[1], "energy", WithEnergy())
+    tel = TelemetryResult(source="rapl", scope="CPU package", samples=50, energy_mj=4.25)
+    rows = [rows[0], dataclasses.replace(rows[1], telemetry=tel)]
     v = judge_model(rows, model="mobilenetv3", target="cpu")
     assert v.ship.energy_mj == 4.25 and "4.250 mJ/inference" in v.summary()
+
+
+def test_a_throttled_window_does_not_compete_and_says_why():
+    from edgekit.telemetry.result import TelemetryResult
+
+    rows, _ = attach_references((fp32(), cand("m-int8", p50=2.0), cand("m-ov", p50=3.0)), budget_pts=1.0)
+    hot = TelemetryResult(throttled=True, throttle_reasons=("thermal zone cpu-thermal crossed its passive trip",))
+    by_status = dataclasses.replace(rows[2], status="throttled", reason="throttle bit 2 set during the window")
+    v = judge_model([rows[0], dataclasses.replace(rows[1], telemetry=hot), by_status], model="mobilenetv3",
+                    target="rpi5")
+    c = {x.artifact: x for x in v.candidates}
+    assert c["m-int8"].outcome is Outcome.THROTTLED and "passive trip" in c["m-int8"].reason
+    assert c["m-ov"].outcome is Outcome.THROTTLED and "throttle bit 2" in c["m-ov"].reason
+    assert v.ship.precision == "fp32"
 
 
 def test_verdict_survives_json_and_renders_everywhere(tmp_path):

@@ -61,6 +61,7 @@ class CellContext:
     eval_batch: int
     cv_threshold: float
     throughput_min_iterations: int = 10
+    telemetry: Any = None  # edgekit.telemetry.Telemetry: power, thermals and clocks of each latency window
 
 
 def resolve_threads(ctx: CellContext, spec: RuntimeSpec) -> int:
@@ -207,8 +208,9 @@ def run_cell(ctx: CellContext, cell: Cell, artifact: Artifact, name: str, inputs
             check_input_specs(name, m.inputs, runner.inputs, m.preprocess.input_size)
             info = runner.info
             in_name, out_name = _feed_names(runner, artifact)
-            lat, lat_skip, tput, acc, acc_skip = _measure(ctx, cell, artifact, runner, inputs, in_name, out_name,
-                                                          static, primary_batch, threads, streams, progress)
+            lat, lat_skip, tput, acc, acc_skip, tel = _measure(ctx, cell, artifact, runner, inputs, in_name,
+                                                               out_name, static, primary_batch, threads, streams,
+                                                               progress)
             info = runner.info  # read again: some runners record more after running
         except (ArtifactError, DataError):
             raise
@@ -226,24 +228,38 @@ def run_cell(ctx: CellContext, cell: Cell, artifact: Artifact, name: str, inputs
         warnings.append(str(note))
     if fmt == "onnx" and info.precision != cell.precision:
         warnings.append(f"asked for {cell.precision}, the runtime reports {info.precision}")
-    return BenchResult(status="ok", runner=info, load_ms=load_ms, latency=lat, latency_skipped=lat_skip,
-                       throughput=tput, memory=mem.result, accuracy=acc, accuracy_skipped=acc_skip,
-                       warnings=tuple(warnings), **base)
+    status, reason = "ok", None
+    if tel is not None and tel.throttled:
+        text = "throttled during the latency window: " + "; ".join(tel.throttle_reasons)
+        if ctx.telemetry.options.allow_throttle:
+            warnings.append(text + " (kept as ok: --allow-throttle)")
+        else:
+            status, reason = "throttled", text
+    return BenchResult(status=status, reason=reason, runner=info, load_ms=load_ms, latency=lat,
+                       latency_skipped=lat_skip, throughput=tput, memory=mem.result, accuracy=acc,
+                       accuracy_skipped=acc_skip, telemetry=tel, warnings=tuple(warnings), **base)
 
 
 def _measure(ctx: CellContext, cell: Cell, artifact: Artifact, runner: Runner, inputs: ArtifactInputs,
              in_name: str, out_name: str, static: int | None, primary_batch: int, threads: int | None,
              streams: int | None, progress: Phase | None) -> tuple[Any, ...]:
     spec, m = cell.spec, artifact.manifest
-    lat, lat_skip = None, None
+    lat, lat_skip, tel = None, None, None
     if primary_batch == 1:
         sub = _span(progress, "latency")
-        lat = measure_latency(runner.infer, inputs.samples, warmup_s=ctx.warmup_s, min_duration_s=ctx.min_duration_s,
-                              min_iterations=ctx.min_iterations, max_duration_s=ctx.max_duration_s,
+        telemetry = ctx.telemetry
+        cooldown = telemetry.cooldown() if telemetry is not None else None
+        mon = telemetry.monitor() if telemetry is not None else None
+        sustained = telemetry.options.sustained_min if telemetry is not None else None
+        lat = measure_latency(runner.infer, inputs.samples, warmup_s=ctx.warmup_s,
+                              min_duration_s=sustained * 60 if sustained else ctx.min_duration_s,
+                              min_iterations=ctx.min_iterations, max_duration_s=None if sustained else ctx.max_duration_s,
                               progress=lambda ph, f: sub(f"latency {ph}", _phase_frac(ph, f)), seed=ctx.seed,
                               allow_single_sample=len(inputs.samples) == 1, cv_threshold=ctx.cv_threshold,
                               runtime_clock=runner.last_runtime_ns if runner.runtime_timer else None,
-                              runtime_timer=runner.runtime_timer)
+                              runtime_timer=runner.runtime_timer, on_window=mon.on_window if mon else None)
+        if telemetry is not None and mon is not None:
+            tel = telemetry.result(mon, iterations=lat.iterations, latencies_ns=lat.latencies_ns, cooldown=cooldown)
     else:
         lat_skip = (f"the graph has a static batch of {static}: single-stream latency needs batch 1, which "
                     f"{spec.runtime} cannot reshape to (export with --batch 1 or --dynamic-batch)")
@@ -256,7 +272,7 @@ def _measure(ctx: CellContext, cell: Cell, artifact: Artifact, runner: Runner, i
         acc = evaluate(runner, inputs.eval, in_name=in_name, out_name=out_name, batch=batch,
                        static=not free, dtype=runner.inputs[0].dtype, class_names=m.labels,
                        progress=_span(progress, "accuracy"))
-    return lat, lat_skip, tput, acc, acc_skip
+    return lat, lat_skip, tput, acc, acc_skip, tel
 
 
 def _sweep(ctx: CellContext, cell: Cell, artifact: Artifact, runner: Runner, inputs: ArtifactInputs,

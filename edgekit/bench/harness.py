@@ -239,12 +239,15 @@ def measure_latency(
     ci_level: float = DEFAULT_CI_LEVEL,
     runtime_clock: Callable[[], int | None] | None = None,
     runtime_timer: str | None = None,
+    on_window: Callable[[str], None] | None = None,
 ) -> LatencyResult:
     """Single-stream latency of ``infer`` over ``samples`` (see the module docstring).
 
     ``runtime_clock`` (e.g. :meth:`Runner.last_runtime_ns`) is read after each measured call, outside the
     timed region; its values become ``runtime_stats``, described by ``runtime_timer``. They are kept only
     when the runtime timed every call of the window.
+    ``on_window`` is called with ``"start"`` right before the measured window and ``"stop"`` right after it
+    (the telemetry sampler thread, :class:`edgekit.telemetry.monitor.WindowMonitor`).
     """
     _check_positive("warmup_s", warmup_s, allow_zero=True)
     _check_positive("min_duration_s", min_duration_s)
@@ -265,9 +268,15 @@ def measure_latency(
     cold_ns = _timed(pick, infer, clock)
     warm_iters, warm_ns = _warmup(pick, infer, clock, warmup_s, progress, "warmup")
     rt_ns: list[int | None] = []
-    lat, duration_ns, cut_short = _window(pick, infer, clock, min_duration_s, min_iterations, max_duration_s,
-                                          progress, "measure",
-                                          (lambda: rt_ns.append(runtime_clock())) if runtime_clock else None)
+    if on_window is not None:
+        on_window("start")
+    try:
+        lat, duration_ns, cut_short = _window(pick, infer, clock, min_duration_s, min_iterations, max_duration_s,
+                                              progress, "measure",
+                                              (lambda: rt_ns.append(runtime_clock())) if runtime_clock else None)
+    finally:
+        if on_window is not None:
+            on_window("stop")
     min_it = int(min_iterations)
     stats = LatencyStats.from_ns(lat, cv_threshold=cv_threshold, ci_level=ci_level)
     rt_stats = (LatencyStats.from_ns(rt_ns, cv_threshold=cv_threshold, ci_level=ci_level)  # type: ignore[arg-type]

@@ -27,12 +27,14 @@ from edgekit.core.atomic import atomic_write_text
 from edgekit.core.errors import ArtifactError, UsageError
 from edgekit.core.jsonfile import read_json_file
 from edgekit.runtime.base import RunnerInfo
+from edgekit.telemetry.result import TelemetryResult
 
 SCHEMA = "edgekit.bench"
 SCHEMA_VERSION = 1
-#: row status: measured; the runtime cannot run this precision/device here; not attempted; failed; not measured
-#: because its device failed, disappeared or timed out during a sweep (never retried within the run)
-STATUSES = ("ok", "unsupported", "skipped", "error", "invalid")
+#: row status: measured; the runtime cannot run this precision/device here; not attempted; failed; measured
+#: while the device throttled (a thermal trip, an over-current event, a throttle bit: not a valid number); not
+#: measured because its device failed, disappeared or timed out during a sweep (never retried within the run)
+STATUSES = ("ok", "unsupported", "skipped", "error", "throttled", "invalid")
 _MB = 1024 * 1024
 
 
@@ -111,6 +113,7 @@ class BenchResult:
     accuracy_skipped: str | None = None
     reference: str | None = None  # key of the FP32 reference row (itself for the reference)
     paired: PairedComparison | None = None  # vs the reference; None for the reference itself
+    telemetry: TelemetryResult | None = None  # power, energy, temperatures, clocks of the latency window
     warnings: tuple[str, ...] = ()
 
     @property
@@ -159,6 +162,8 @@ class BenchResult:
         m["disagreements"] = p.disagreements if p is not None else None
         m["mcnemar_p"] = p.mcnemar_p if p is not None else None
         m["accuracy_verdict"] = p.verdict if p is not None else None
+        m.update(self.telemetry.metrics() if self.telemetry is not None
+                 else dict.fromkeys(TelemetryResult().metrics()))
         return m
 
     def to_json(self, *, artifact: ArtifactInfo | None = None, include_samples: bool = False) -> dict[str, Any]:
@@ -174,6 +179,7 @@ class BenchResult:
             "accuracy": self.accuracy.to_json() if self.accuracy is not None else None,
             "accuracy_skipped": self.accuracy_skipped, "reference": self.reference,
             "paired": self.paired.to_json() if self.paired is not None else None,
+            "telemetry": self.telemetry.to_json() if self.telemetry is not None else None,
             "warnings": list(self.warnings),
             "metrics": self.metrics(artifact),
         }
@@ -194,6 +200,7 @@ class BenchResult:
             accuracy=AccuracyResult.from_json(d["accuracy"]) if d.get("accuracy") else None,
             accuracy_skipped=d.get("accuracy_skipped"), reference=d.get("reference"),
             paired=PairedComparison.from_json(d["paired"]) if d.get("paired") else None,
+            telemetry=TelemetryResult.from_json(d["telemetry"]) if d.get("telemetry") else None,
             warnings=tuple(d.get("warnings", ())),
         )
 

@@ -45,6 +45,7 @@ from edgekit.core.errors import UsageError
 from edgekit.core.manifest import Artifact, load_artifact
 from edgekit.core.target_schema import TargetProfile
 from edgekit.core.targets import load_target
+from edgekit.telemetry.session import Telemetry, TelemetryOptions
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class BenchOptions:
     cache_dir: str | os.PathLike[str] | None = None  # for ``model``
     include_samples: bool = False  # keep every latency sample in the results
     command: tuple[str, ...] = ()
+    telemetry: TelemetryOptions | None = None  # power/thermal/clock sampling of each latency window; None: off
 
     def validate(self) -> None:
         """Every check that needs no file: bad numbers fail before anything is loaded."""
@@ -107,6 +109,8 @@ class BenchOptions:
         if self.batch_sizes is not None and not self.batch_sizes:
             raise UsageError("--batch is empty", hint="give batch sizes like --batch 1,8,32")
         check_precisions(self.precisions)
+        if self.telemetry is not None:
+            self.telemetry.validate()
         if self.max_duration_s is not None and self.max_duration_s < self.stopping()[0]:
             raise UsageError(f"--max-duration {self.max_duration_s} is shorter than the minimum duration "
                              f"{self.stopping()[0]}")
@@ -231,11 +235,15 @@ def run_bench(options: BenchOptions, *, progress: Progress | None = None) -> Ben
     warnings = list(_arch_warnings(target, env))
     infos = [_artifact_info(a, n) for a, n in zip(artifacts, names)]
 
+    telemetry = _open_telemetry(options.telemetry, target, report)  # closes itself at exit too (tegrastats)
+    if telemetry is not None and telemetry.source is None:
+        warnings.append("power not measured: " + "; ".join(u.one_line() for u in telemetry.unavailable))
     ctx = CellContext(target=target, env=env, threads=options.threads, warmup_s=warmup_s,
                       min_duration_s=min_duration_s, min_iterations=min_iterations,
                       max_duration_s=options.max_duration_s, batch_sizes=batch_sizes, seed=options.seed,
                       eval_batch=options.eval_batch, cv_threshold=target.cv_threshold,
-                      throughput_min_iterations=min(min_iterations, THROUGHPUT_MIN_ITERATIONS))
+                      throughput_min_iterations=min(min_iterations, THROUGHPUT_MIN_ITERATIONS),
+                      telemetry=telemetry)
     results: list[BenchResult] = []
     n_run = max(1, sum(c.runs for c in cells))
     done = 0
@@ -258,6 +266,8 @@ def run_bench(options: BenchOptions, *, progress: Progress | None = None) -> Ben
     warnings.extend(source.warnings)
     warnings.extend(ref_warnings)
     report("done", 1.0)
+    if telemetry is not None:
+        telemetry.close()
     return BenchReport(
         target={"name": target.name, "description": target.description, "source": target.source,
                 "profile": target.to_json()},
@@ -274,6 +284,7 @@ def run_bench(options: BenchOptions, *, progress: Progress | None = None) -> Ben
             "precisions": list(options.precisions) if options.precisions else None,
             "model": options.model, "weights": options.weights if options.model else None,
             "cv_threshold": target.cv_threshold, "timer": "time.perf_counter_ns",
+            "telemetry": telemetry.settings() if telemetry is not None else None,
         },
         environment=env, artifacts=tuple(infos), results=tuple(results), dataset=source.info(),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), edgekit_version=__version__,
@@ -288,3 +299,16 @@ def _arch_warnings(target: TargetProfile, env: Environment) -> list[str]:
         return [f"target {target.name} is {'/'.join(target.arch)} but this host is {arch}: these numbers are this "
                 "host's, not the target's"]
     return []
+
+
+def _open_telemetry(opts: TelemetryOptions | None, target: TargetProfile,
+                    report: Callable[[str, float], None]) -> Telemetry | None:
+    if opts is None:
+        return None
+    gpu = any(s.runtime == "tensorrt" or any(g in (s.device or "").lower() for g in ("gpu", "cuda"))
+              or "CUDA" in (s.provider or "") for s in target.runtimes)
+    telemetry = Telemetry.open(opts, prefer_gpu=gpu)
+    if telemetry.source is not None or opts.cooldown:
+        report(f"idle baseline ({opts.idle_s:g} s)", 0.0)
+        telemetry.measure_idle()
+    return telemetry

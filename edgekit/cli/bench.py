@@ -90,12 +90,20 @@ def _progress(enabled: bool) -> Iterator[Any]:
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="Also write a CSV (one row per result).")
 @click.option("--md", "md_path", type=click.Path(path_type=Path), default=None, help="Also write a Markdown table.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--power", default="auto", show_default=True, type=click.Choice(["auto", "off", "ina3221", "tegrastats", "rapl", "rpi-pmic", "nvml"]), help="Power source sampled during each latency window (energy per inference); auto picks the first readable one and says why the others are not.")
+@click.option("--power-rate", type=float, default=20.0, show_default=True, help="Power samples per second during a window.")
+@click.option("--idle", "idle_s", type=float, default=2.0, show_default=True, help="Seconds of idle baseline before the first window (when a power source or --cooldown needs it).")
+@click.option("--allow-throttle", is_flag=True, help="Keep a window measured while the device throttled as ok (with a warning) instead of 'throttled'.")
+@click.option("--sustained", type=float, default=None, help="Run each latency window for MINUTES and report latency, power and temperature per interval.")
+@click.option("--cooldown", is_flag=True, help="Before each window, wait until the temperature is back within 3 °C of idle (at most --cooldown-max s).")
+@click.option("--cooldown-max", type=float, default=300.0, show_default=True, help="Longest wait of --cooldown, in seconds.")
 def bench_cmd(artifacts: tuple[Path, ...], target: str, model: str | None, weights: str, img_size: int | None,
               runtimes: tuple[str, ...], precisions: tuple[str, ...], batches: tuple[str, ...], data: str | None,
               no_accuracy: bool, eval_size: int | None, tier: str, min_duration: float | None,
               min_iterations: int | None, max_duration: float | None, warmup: float | None, threads: int | None,
               seed: int, budget: float | None, output: Path | None, as_json: bool, csv_path: Path | None,
-              md_path: Path | None, quiet: bool) -> None:
+              md_path: Path | None, quiet: bool, power: str, power_rate: float, idle_s: float, allow_throttle: bool,
+              sustained: float | None, cooldown: bool, cooldown_max: float) -> None:
     """Benchmark ARTIFACTS (or --model) on a target: latency, throughput, memory, accuracy.
 
     Every runtime of the target that is installed runs every precision the
@@ -105,6 +113,7 @@ def bench_cmd(artifacts: tuple[Path, ...], target: str, model: str | None, weigh
     from edgekit.bench.results import write_report
     from edgekit.bench.runner import BenchOptions, run_bench
     from edgekit.report import bench_notes, bench_table, write_csv, write_markdown
+    from edgekit.telemetry import TelemetryOptions
 
     for path, flag in ((output, "-o"), (csv_path, "--csv"), (md_path, "--md")):
         _check_output_file(path, flag)
@@ -114,6 +123,8 @@ def bench_cmd(artifacts: tuple[Path, ...], target: str, model: str | None, weigh
         batch_sizes=_ints(batches, "--batch"), data=data, accuracy=not no_accuracy, eval_size=eval_size, tier=tier,
         min_duration_s=min_duration, min_iterations=min_iterations, max_duration_s=max_duration, warmup_s=warmup,
         threads=threads, seed=seed, accuracy_budget_pts=budget, command=tuple(sys.argv),
+        telemetry=TelemetryOptions(power=power, rate_hz=power_rate, idle_s=idle_s, allow_throttle=allow_throttle,
+                                   sustained_min=sustained, cooldown=cooldown, cooldown_max_s=cooldown_max),
     )
     with _progress(enabled=not (quiet or as_json)) as progress:
         report = run_bench(opts, progress=progress)
@@ -133,6 +144,11 @@ def bench_cmd(artifacts: tuple[Path, ...], target: str, model: str | None, weigh
         for path in (output, csv_path, md_path):
             if path is not None:
                 console.print(f"wrote {path}", markup=False, highlight=False)
+    throttled = report.find(status="throttled")
+    if throttled and not report.failed:
+        raise CheckFailed(f"{len(throttled)} of {len(report.results)} benchmark rows were measured while the device "
+                          "throttled: " + "; ".join(f"{r.key}: {r.reason}" for r in throttled[:2]),
+                          hint="let it cool (--cooldown), improve cooling, or accept it with --allow-throttle")
     failed = report.failed
     if failed:
         raise CheckFailed(f"{len(failed)} of {len(report.results)} benchmark rows failed: "

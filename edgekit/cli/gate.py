@@ -70,6 +70,8 @@ def _step_summary(summary: Path | None) -> Path | None:
                                                            "run-to-run noise passes. Default: reported, not gated.")
 @click.option("--metric", type=click.Choice(["latency.p50", "latency.p90"]), default="latency.p50",
               show_default=True, help="Latency percentile the budget applies to.")
+@click.option("--max-energy-increase", default=None, help="Energy-per-inference budget in %% (e.g. 10); rows whose "
+              "power was measured with another source or scope are not compared.")
 @click.option("--noise-k", type=float, default=1.0, show_default=True,
               help="Noise allowance: k x the combined latency spread (CV, robust to outliers) of the two runs.")
 @click.option("--inconclusive", type=click.Choice(["estimate", "pass", "fail"]), default="estimate",
@@ -87,7 +89,8 @@ def _step_summary(summary: Path | None) -> Path | None:
                                                       "gating, and print what changed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the gate result as JSON.")
 def gate_cmd(results: Path, baseline_path: Path, max_top1_drop: str | None, max_rel_drop: str | None,
-             min_agreement: str | None, max_latency_increase: str | None, metric: str, noise_k: float,
+             min_agreement: str | None, max_latency_increase: str | None, metric: str,
+             max_energy_increase: str | None, noise_k: float,
              inconclusive: str, against: str | None, junit_path: Path | None, summary_path: Path | None,
              update_baseline: bool, as_json: bool) -> None:
     """Compare bench RESULTS with a BASELINE: paired accuracy, agreement, latency against noise.
@@ -101,7 +104,8 @@ def gate_cmd(results: Path, baseline_path: Path, max_top1_drop: str | None, max_
         max_rel_drop_pct=_percent(max_rel_drop, "--max-rel-drop"),
         min_agreement=_percent(min_agreement, "--min-agreement", fraction=True),
         max_latency_increase_pct=_percent(max_latency_increase, "--max-latency-increase"),
-        latency_metric=metric, noise_k=noise_k, inconclusive=inconclusive, against=against).validate()
+        latency_metric=metric, noise_k=noise_k, inconclusive=inconclusive, against=against,
+        max_energy_increase_pct=_percent(max_energy_increase, "--max-energy-increase")).validate()
     if update_baseline and against is not None:
         raise UsageError("--against compares with a baseline; it does not apply to --update-baseline")
     if update_baseline:

@@ -9,7 +9,7 @@ import click
 from edgekit.cli import ui
 from edgekit.core.errors import UsageError
 
-_HIGHER_IS_BETTER = ("top1", "top5", "agreement", "macro_", "_sps", "throughput")
+_HIGHER_IS_BETTER = ("top1", "top5", "agreement", "macro_", "_sps", "throughput", "inferences_per_j")
 
 
 def _fmt(v: float | None) -> str:

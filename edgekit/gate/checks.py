@@ -81,6 +81,7 @@ class GateOptions:
     min_agreement: float | None = None
     max_latency_increase_pct: float | None = None
     latency_metric: str = "p50"
+    max_energy_increase_pct: float | None = None  # energy per inference budget (edgekit.gate.energy)
     noise_k: float = DEFAULT_NOISE_K
     inconclusive: str = "estimate"  # "estimate" (judge the observed drop), "pass" or "fail"
     level: float = 0.95
@@ -97,6 +98,7 @@ class GateOptions:
         _number("--min-agreement", self.min_agreement, lo=0.0, hi=1.0)
         _number("--max-latency-increase", self.max_latency_increase_pct, lo=0.0, hi=None)
         _number("--noise-k", self.noise_k, lo=0.0, hi=None)
+        _number("--max-energy-increase", self.max_energy_increase_pct, lo=0.0, hi=None)
         metric = self.latency_metric.removeprefix("latency.")
         if metric not in LATENCY_METRICS:
             raise UsageError(f"unknown latency metric {self.latency_metric!r}",

@@ -46,6 +46,7 @@ from edgekit.gate.checks import (
     class_changes,
     latency_check,
 )
+from edgekit.gate.energy import energy_check
 
 
 class IncompatibleBaseline(UsageError):
@@ -300,6 +301,9 @@ def _compare_row(b: BaselineRow, cur: BenchResult, opts: GateOptions, hw: str | 
         reason = cur.latency_skipped or "not measured"
         checks.append(Check(row=rid, name=f"latency.{opts.metric}", outcome="skipped", passed=True,
                             message=f"no latency in the results ({reason})"))
+    energy = energy_check(rid, b.metrics, cur, opts.max_energy_increase_pct)
+    if energy is not None:
+        checks.append(energy)
     return RowComparison(row=rid, state="compared", checks=tuple(checks), class_changes=changes, paired=paired)
 
 

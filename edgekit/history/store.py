@@ -279,7 +279,8 @@ class HistoryStore:
                          hint=f"did you mean {', '.join(close)}?" if close else "see 'edgekit history --metrics'")
 
 
-_KNOWN_FLAT = {"latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms", "top1", "top5"}
+_KNOWN_FLAT = {"latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms", "top1", "top5", "energy_mj",
+               "inferences_per_j", "power_mean_w"}
 
 
 def _git_commit_auto() -> str | None:

@@ -30,8 +30,10 @@ COLUMNS: dict[str, str] = {
     "artifact": "artifact", "runtime": "runtime", "precision": "precision", "status": "status",
     "p50": "p50 ms", "p90": "p90 ms", "p99": "p99 ms", "cv": "CV", "rt_p50": "runtime p50 ms", "cold": "cold ms",
     "throughput": "max img/s (bs)", "top1": "top-1", "agreement": "agree", "drop": "Δtop-1 pts [95% CI]",
-    "rss": "peak RSS MB",
+    "rss": "peak RSS MB", "energy": "mJ/inf [95% CI]", "power": "W (>idle)", "temp": "°C start>max",
 }
+#: telemetry columns: shown when some row has a value (energy: whenever telemetry ran, "n/a" saying it could not)
+_TELEMETRY = ("energy", "power", "temp")
 IDENTITY = ("key", "artifact", "model", "runtime", "device", "precision", "status", "reason")
 _MB = 1024 * 1024
 
@@ -83,8 +85,56 @@ def summary_rows(report: BenchReport) -> list[dict[str, str]]:
             row["drop"] = "reference"
         if r.memory is not None and r.memory.peak_rss_mb is not None:
             row["rss"] = f"{r.memory.peak_rss_mb:.0f}"
+        row.update(_telemetry_cells(r))
         rows.append(row)
     return rows
+
+
+def _telemetry_cells(r: BenchResult) -> dict[str, str]:
+    t = r.telemetry
+    if t is None:
+        return {}
+    out = {"energy": "n/a"}
+    if t.energy_mj is not None:
+        ci = t.energy_ci_mj
+        out["energy"] = f"{t.energy_mj:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "")
+    if t.mean_power_w is not None:
+        out["power"] = f"{t.mean_power_w:.2f}" + (f" ({t.above_idle_w:+.2f})" if t.above_idle_w is not None else "")
+    if t.temp_start_c is not None:
+        out["temp"] = f"{t.temp_start_c:.0f}>{t.temp_max_c:.0f}"
+    return out
+
+
+def _telemetry_notes(r: BenchResult) -> list[str]:
+    t, out = r.telemetry, []
+    if t is not None and t.first_last:
+        fl = t.first_last
+
+        def ratio(k: str) -> str:
+            return "-" if fl.get(k) is None else f"x{fl[k]:.3f}"
+
+        out.append(f"sustained {len(t.intervals)} intervals, last/first: p50 {ratio('p50_ms')}, throughput "
+                   f"{ratio('throughput_sps')}, power {ratio('power_w')}, temperature {ratio('temp_max_c')}")
+    if t is not None and t.cooldown and not t.cooldown.get("reached"):
+        c = t.cooldown
+        out.append(c.get("reason") or f"cooldown: still {c.get('temp_c')} °C after {c.get('waited_s', 0):.0f} s "
+                                      f"(target {c.get('target_c')} °C)")
+    return out
+
+
+def power_line(report: BenchReport) -> str | None:
+    """How power was measured (source, scope, rate, idle), or None when telemetry did not run."""
+    tel = report.settings.get("telemetry")
+    if not tel:
+        return None
+    if not tel.get("source"):
+        return "power: not measured here (the notes say why for each source); energy columns show n/a"
+    idle = tel.get("idle_power_w")
+    rates = [r.telemetry.rate_hz for r in report.results if r.telemetry is not None and r.telemetry.rate_hz]
+    return (f"power: {tel['source']}, scope {tel['scope']} ({tel.get('detail')}); idle "
+            + (f"{idle:.2f} W" if idle is not None else "not measured")
+            + (f"; sampled at {min(rates):.0f}-{max(rates):.0f} Hz" if rates else "")
+            + "; energy per inference = window energy / inferences, 95% CI from 10 time blocks")
 
 
 def _footnotes(report: BenchReport) -> tuple[dict[str, str], list[str]]:
@@ -107,6 +157,7 @@ def _footnotes(report: BenchReport) -> tuple[dict[str, str], list[str]]:
         for err, sizes in refused.items():
             parts.append(f"batch{'es' if len(sizes) > 1 else ''} {', '.join(sizes)}: {err}")
         parts.extend(r.warnings)
+        parts.extend(_telemetry_notes(r))
         ids = []
         for text in dict.fromkeys(parts):
             if text not in index:
@@ -142,6 +193,9 @@ def header_lines(report: BenchReport) -> list[str]:
     if timers:
         lines.append("p50: host wall time around each infer() call; runtime p50: the same calls timed by the "
                      f"runtime itself ({'; '.join(timers)})")
+    power = power_line(report)
+    if power:
+        lines.append(power)
     if ds:
         lines.append(f"data: {ds.get('source')} ({ds.get('n_images')} images, {len(ds.get('classes', []))} classes; "
                      f"eval {ds.get('eval_n')}, latency pool {ds.get('latency_pool_n')})")
@@ -182,7 +236,11 @@ def _md_cell(s: str) -> str:
 
 def shown_columns(rows: list[dict[str, str]]) -> list[str]:
     """:data:`COLUMNS` less the runtime-timing column when no row has a runtime that times itself."""
-    return [k for k in COLUMNS if k != "rt_p50" or any(r[k] not in ("", "-") for r in rows)]
+    def has(k: str, empty: tuple[str, ...] = ("", "-")) -> bool:
+        return any(r.get(k, "") not in empty for r in rows)
+
+    return [k for k in COLUMNS if (k != "rt_p50" or has(k)) and (k not in _TELEMETRY or has(k, ("", "-", "n/a"))
+                                                                  or (k == "energy" and has(k)))]
 
 
 def markdown_text(report: BenchReport) -> str:
@@ -204,7 +262,9 @@ def markdown_text(report: BenchReport) -> str:
     out.append("")
     out.append(f"Latency: single stream, batch 1, nearest-rank percentiles; CV above {report.settings.get('cv_threshold')} "
                "marked ! (unstable). Throughput: samples / wall time, one batch in flight. Δtop-1: paired vs the FP32 "
-               "reference on the same images (Newcombe CI), verdict against the accuracy budget.")
+               "reference on the same images (Newcombe CI), verdict against the accuracy budget."
+               + (" Energy: per inference over the latency window, in the power scope named above; a window during "
+                  "which the device throttled is marked throttled, not ok." if power_line(report) else ""))
     out.append("")
     out.append(markdown_section(report_verdicts(report), level=3))
     return "\n".join(out).rstrip("\n") + "\n"

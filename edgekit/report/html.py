@@ -30,6 +30,7 @@ from edgekit.bench.results import BenchReport, BenchResult
 from edgekit.bench.stats import LatencyStats
 from edgekit.core.atomic import atomic_write_text
 from edgekit.report import html_sections as sections
+from edgekit.report import html_telemetry as telemetry
 from edgekit.report.formats import report_notes, summary_rows
 from edgekit.report.html_base import CSS, JS, csp, e, finite, fmt, num, pct, precision_text, pvalue, table, td
 from edgekit.report.merge import Source, TargetGroup, group_by_target
@@ -84,6 +85,7 @@ def _result_row(group: TargetGroup, src: Source, r: BenchResult, shown: dict[str
         td(f"{best.samples_per_s:.1f} (b{best.batch_size})" if best and finite(best.samples_per_s) else "-",
            v=best.samples_per_s if best and finite(best.samples_per_s) else ""),
         num(r.memory.peak_rss_mb if r.memory else None, ".0f"),
+        *telemetry.energy_cells(r),
         num(art.size_bytes / _MB if art else None, ".2f"),
         num(art.params / 1e6 if art and art.params else None, ".3f"),
         td(("" if prof.get("macs_complete", True) else "≥ ") + fmt(art.macs / 1e9 if art and art.macs else None),
@@ -107,6 +109,7 @@ RESULT_HEADERS: list[str | tuple[str, str]] = [
     "status", ("p50 ms", "single stream, batch 1, nearest-rank percentile"), "p90 ms", "p99 ms",
     ("CV", "std / mean of the latency window; 'unstable' above the target's threshold"),
     ("throughput img/s", "offline, best batch size (b)"), ("peak RSS MB", "process peak during the latency window"),
+    *telemetry.HEADERS,
     ("size MiB", "model files on disk"), ("params (M)", "parameters"), ("GMACs", "multiply-accumulates per image"),
     "top-1", "top-5", ("agreement", "top-1 agreement with the FP32 reference on the same images"),
     ("Δtop-1 pts [95 % CI]", "paired vs the FP32 reference; positive = worse"),
@@ -128,14 +131,18 @@ def results_table(group: TargetGroup) -> str:
             + (f'<ul class="notes">{note_html}</ul>' if note_html else ""))
 
 
-def pareto_plot(group: TargetGroup) -> str:
-    """p50 latency vs top-1 of every measured row with both; a note lists the rows left out and why."""
+def pareto_plot(group: TargetGroup, *, x: str = "latency") -> str:
+    """p50 latency (or, ``x="energy"``, energy per inference) vs top-1 of every measured row with both;
+    a note lists the rows left out and why."""
     points, left_out = [], []
     for src, r in group.rows():
         s, a = (r.latency.stats if r.latency else None), r.accuracy
-        if not r.ok or s is None or a is None:
+        mj = r.telemetry.energy_mj if r.telemetry is not None else None
+        if not r.ok or s is None or a is None or (x == "energy" and mj is None):
             why = (f"status {r.status}" if not r.ok else "no latency" if s is None
-                   else f"no accuracy ({r.accuracy_skipped or 'not measured'})")
+                   else f"no accuracy ({r.accuracy_skipped or 'not measured'})" if a is None
+                   else "no energy (" + ("; ".join(r.telemetry.power_unavailable) if r.telemetry else
+                                         "telemetry not run") + ")")
             left_out.append(f"{src.tag + ': ' if group.merged else ''}{r.key}: {why}")
             continue
         prec = precision_text(r.precision, r.executed_precision)
@@ -147,7 +154,11 @@ def pareto_plot(group: TargetGroup) -> str:
         ran = r.executed_precision
         label = (f"{(src.tag + ':') if group.merged else ''}{r.artifact} {r.precision}"
                  + (f"→{ran}" if ran not in (None, r.precision) else ""))
-        points.append(Point(x=s.p50, y=100 * a.top1, x_hi=s.p90, series=f"{r.runtime}:{r.device}",
+        if x == "energy":
+            ci = r.telemetry.energy_ci_mj if r.telemetry else None
+            tip += f"\nenergy {mj:.3g} mJ/inference ({r.telemetry.scope if r.telemetry else ''})"
+        xv, xhi = (mj, ci[1] if ci else None) if x == "energy" else (s.p50, s.p90)
+        points.append(Point(x=xv, y=100 * a.top1, x_hi=xhi, series=f"{r.runtime}:{r.device}",
                             marker=r.executed_precision or r.precision, label=label[:32], tooltip=tip, key=r.key))
     if not points:
         return ('<p class="note">Nothing to plot: no row has both a latency and an accuracy.</p>'
@@ -155,11 +166,15 @@ def pareto_plot(group: TargetGroup) -> str:
     evals = {(s.report.dataset or {}).get("source") for s, r in group.rows() if r.accuracy is not None}
     caveat = (" The rows were evaluated on different data sets: compare accuracies only within one."
               if len(evals) > 1 else "")
-    svg = scatter_svg(points, title=f"{group.target}: latency vs top-1", x_label="latency p50, batch 1 (ms)",
+    what = "energy" if x == "energy" else "latency"
+    svg = scatter_svg(points, title=f"{group.target}: {what} vs top-1",
+                      x_label="energy per inference (mJ)" if x == "energy" else "latency p50, batch 1 (ms)",
                       y_label="top-1 accuracy (%)")
+    whisker = "energy to its 95 % CI upper bound" if x == "energy" else "p50 to p90"
+    better = "more frugal" if x == "energy" else "faster"
     return (f"<figure>{svg}<figcaption>One point per artifact × runtime × precision (shape: precision the "
-            "runtime executed; colour: runtime:device; whisker: p50 to p90). The dashed step line is the Pareto "
-            "front: no other point is both faster and more accurate. Hover a point for its numbers."
+            f"runtime executed; colour: runtime:device; whisker: {whisker}). The dashed step line is the Pareto "
+            f"front: no other point is both {better} and more accurate. Hover a point for its numbers."
             f"{e(caveat)}</figcaption></figure>" + _left_out(left_out))
 
 
@@ -168,6 +183,10 @@ def _left_out(items: list[str]) -> str:
         return ""
     return ('<details class="note"><summary>' + e(f"{len(items)} row(s) not plotted")
             + "</summary><ul class=\"notes\">" + "".join(f"<li>{e(i)}</li>" for i in items) + "</ul></details>")
+
+
+def _has_energy(group: TargetGroup) -> bool:
+    return any(r.telemetry is not None and r.telemetry.energy_mj is not None for _, r in group.rows())
 
 
 def _verdicts(group: TargetGroup) -> str:
@@ -194,6 +213,8 @@ def _target_section(group: TargetGroup, slug: str) -> str:
         "<h3>Verdict: what to ship</h3>", _verdicts(group),
         "<h3>Results</h3>", results_table(group),
         "<h3>Latency vs accuracy</h3>", pareto_plot(group),
+        *(["<h3>Energy vs accuracy</h3>", pareto_plot(group, x="energy")] if _has_energy(group) else []),
+        *(["<h3>Sustained run</h3>", sus] if (sus := telemetry.sustained_section(group)) else []),
         "<h3>Precision vs precision</h3>", sections.comparisons(group),
         "<h3>Per-class top-1 vs the FP32 reference</h3>", sections.per_class(group),
         "<h3>Artifacts</h3>", sections.artifacts(group),

@@ -53,7 +53,7 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     """About ``n`` round tick values covering [lo, hi] (steps 1, 2, 2.5, 5 x 10^k)."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return []
-    if hi <= lo:
+    if hi - lo <= max(abs(lo), abs(hi)) * 1e-6:  # empty or float-thin range (one point with a tiny whisker)
         hi = lo + (abs(lo) * 0.1 or 1.0)
     raw = (hi - lo) / max(n, 1)
     mag = 10 ** math.floor(math.log10(raw))
@@ -61,9 +61,9 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     start = math.floor(lo / step + 1e-9) * step
     ticks = []
     v = start
-    while v <= hi + step * 1e-9:
+    while v <= hi + step * 1e-9 and len(ticks) <= 4 * n + 4:  # bounded: a step below float resolution never loops
         ticks.append(round(v, 12))
-        v += step
+        v = start + len(ticks) * step
     if ticks[-1] < hi - step * 1e-9:
         ticks.append(round(v, 12))
     return ticks

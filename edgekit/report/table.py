@@ -16,10 +16,10 @@ from edgekit.bench.results import BenchReport
 from edgekit.report.formats import COLUMNS, header_lines, report_notes, shown_columns, summary_rows
 
 _STATUS_STYLE = {"ok": "green", "unsupported": "yellow", "skipped": "dim", "error": "bold red",
-                 "invalid": "bold red"}
+                 "throttled": "bold magenta", "invalid": "bold red"}
 _LEFT = ("artifact", "runtime", "precision", "status")
 #: dropped in this order when the terminal is too narrow
-_OPTIONAL = ("rt_p50", "cold", "rss", "p99", "drop", "agreement", "p50")
+_OPTIONAL = ("rt_p50", "temp", "power", "cold", "rss", "p99", "drop", "agreement", "p50")
 
 
 def _columns(report: BenchReport, rows: list[dict[str, str]], width: int | None) -> list[str]:

@@ -9,8 +9,8 @@ candidate:
 2. **invalid**: the row failed or its measurement cannot be trusted (status
    ``error`` or ``invalid``: a device lost, a timeout, a cancelled job), or it
    has no latency;
-3. **throttled**: the device throttled during the window (read from the
-   telemetry fields when the row has them: ``throttled`` true, or a warning
+3. **throttled**: the device throttled during the window (status
+   ``throttled``, telemetry's ``throttled`` flag with its reasons, or a warning
    that says so);
 4. **unstable**: the latency window's CV is above the target's threshold;
 5. **the FP32 baseline** is the fastest FP32 row left (by the verdict metric,
@@ -33,8 +33,9 @@ candidate:
 
 The configuration to **ship** is the fastest candidate that passes 6 and 7;
 when none does, it is the FP32 baseline. Every other eligible candidate is
-**slower than the shipped one**. Energy per inference (mJ) is carried beside
-each candidate where the row measured it (never required).
+**slower than the shipped one**. Energy per inference (mJ, telemetry's
+``energy_mj``) is carried beside each candidate where the row measured it
+(never required).
 """
 
 from __future__ import annotations
@@ -150,21 +151,10 @@ class ModelVerdict:
 # --- readers of optional fields (telemetry adds them; never required) -------------------------------------------------
 
 def energy_mj(row: BenchResult) -> float | None:
-    """Energy per inference in mJ where the row measured it (telemetry's fields), else None."""
-    for obj in (getattr(row, "energy", None), getattr(row, "telemetry", None)):
-        for name in ("mj_per_inference", "energy_per_inference_mj", "per_inference_mj"):
-            v = getattr(obj, name, None) if obj is not None and not isinstance(obj, dict) else (obj or {}).get(name)
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                return float(v)
-    try:
-        metrics = row.metrics()
-    except (AttributeError, TypeError, ValueError):
-        return None
-    for name in ("energy_per_inference_mj", "energy_mj_per_inference", "mj_per_inference"):
-        v = metrics.get(name)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return float(v)
-    return None
+    """Energy per inference in mJ where telemetry measured it (``row.telemetry.energy_mj``), else None."""
+    tel = getattr(row, "telemetry", None)
+    v = getattr(tel, "energy_mj", None) if tel is not None else None
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
 def executed_label(row: BenchResult) -> str | None:
@@ -176,13 +166,12 @@ def executed_label(row: BenchResult) -> str | None:
 
 
 def throttled(row: BenchResult) -> str | None:
-    """Why the row's window was throttled, or None (telemetry's flag, or a warning that says so)."""
-    for obj in (row, getattr(row, "telemetry", None), getattr(row, "energy", None)):
-        flag = (obj.get("throttled") if isinstance(obj, dict) else getattr(obj, "throttled", None)) if obj else None
-        if flag is True:
-            return "the device throttled during the window"
-        if isinstance(flag, str) and flag:
-            return flag
+    """Why the row's window was throttled (telemetry's flag and reasons, or the ``throttled`` status), or None."""
+    tel = getattr(row, "telemetry", None)
+    if row.status == "throttled" or (tel is not None and getattr(tel, "throttled", False)):
+        reasons = tuple(getattr(tel, "throttle_reasons", ()) or ()) if tel is not None else ()
+        return ("the device throttled during the window" + (f": {'; '.join(reasons)}" if reasons else "")
+                + (f" ({row.reason})" if row.reason and row.status == "throttled" else ""))
     for w in row.warnings:
         if "throttl" in w.lower():
             return w
@@ -205,6 +194,8 @@ def _gate_row(row: BenchResult, metric: str) -> tuple[Outcome, str] | None:
     why = row.reason or "no reason given"
     if row.status in ("unsupported", "skipped"):
         return Outcome.UNSUPPORTED, why
+    if row.status == "throttled":
+        return Outcome.THROTTLED, throttled(row) or why
     if row.status != "ok":
         return Outcome.INVALID, f"{row.status}: {why}"
     if row.latency is None:
