@@ -205,18 +205,18 @@ def test_resume_after_sigkill_of_the_host_redoes_only_what_is_missing(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr.read().decode()[-2000:])
     kept = {str(p.relative_to(jobs)) for p in jobs.glob("*/jobs/*.json")}
-    assert 2 <= len(kept) < 6 and not (jobs / "sweep.json").exists()
+    assert 2 <= len(kept) < 6 and not (jobs / "sweep.json").exists(), kept
     for f in jobs.glob("*/jobs/*.json"):  # every kept job file is complete (written atomically)
         load_report(f)
     before = {n: int((tmp_path / "devices" / n / "count").read_text()) for n in ("a", "b")}
     result = sweep(tmp_path, ThreadExecutor(), DEVICES)
-    assert len(result.resumed) >= 2 and not result.invalid
+    assert len(result.resumed) >= 2 and not result.invalid, (result.resumed, [r.reason for r in result.invalid])
     after = {n: int((tmp_path / "devices" / n / "count").read_text()) for n in ("a", "b")}
     # each job counted once overall, except the one(s) the kill interrupted (started, never kept)
     ran_again = sum(after.values()) - sum(before.values())
-    assert ran_again == 6 - len(result.resumed)
+    assert ran_again == 6 - len(result.resumed), (before, after, result.resumed)
     check_two_device_sweep(tmp_path, result)
 
 

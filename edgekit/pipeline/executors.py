@@ -99,7 +99,7 @@ class DeviceSession(Protocol):
 
 
 #: target -> an unopened session for it (must be picklable for the Ray executor)
-SessionFactory = Callable[[str], DeviceSession]
+MakeSession = Callable[[str], DeviceSession]
 #: called with every record as soon as it exists (from the worker's thread)
 OnRecord = Callable[[JobRecord], None]
 
@@ -125,7 +125,7 @@ def run_job(session: DeviceSession, job: BenchJob, *, timeout_s: float, worker: 
     return JobRecord(job, "ok", None, report, t0, time.perf_counter_ns(), worker)
 
 
-def run_device(target: str, jobs: Sequence[BenchJob], factory: SessionFactory, *, timeout_s: float,
+def run_device(target: str, jobs: Sequence[BenchJob], factory: MakeSession, *, timeout_s: float,
                on_record: OnRecord, worker: str = "") -> list[JobRecord]:
     """The per-device loop both executors run: open, each job in order, stop at a lost device, close."""
     worker = worker or threading.current_thread().name
@@ -163,7 +163,7 @@ def run_device(target: str, jobs: Sequence[BenchJob], factory: SessionFactory, *
 class Executor(Protocol):
     name: str
 
-    def run(self, work: dict[str, list[BenchJob]], factory: SessionFactory, *, timeout_s: float,
+    def run(self, work: dict[str, list[BenchJob]], factory: MakeSession, *, timeout_s: float,
             on_record: OnRecord) -> list[JobRecord]: ...
 
 
@@ -172,7 +172,7 @@ class ThreadExecutor:
 
     name = "threads"
 
-    def run(self, work: dict[str, list[BenchJob]], factory: SessionFactory, *, timeout_s: float,
+    def run(self, work: dict[str, list[BenchJob]], factory: MakeSession, *, timeout_s: float,
             on_record: OnRecord) -> list[JobRecord]:
         lock = threading.Lock()
 

@@ -28,7 +28,7 @@ from typing import Any
 from edgekit.bench.results import ArtifactInfo, BenchReport, BenchResult, load_report
 from edgekit.core.atomic import atomic_write_json, atomic_write_text
 from edgekit.core.errors import ArtifactError
-from edgekit.pipeline.executors import BenchJob, Executor, JobRecord, SessionFactory, job_path, target_dir
+from edgekit.pipeline.executors import BenchJob, Executor, JobRecord, MakeSession, job_path, target_dir
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def merge_jobs(target: str, records: Sequence[JobRecord], *, budget_pts: float |
                        extra={"jobs": [r.timing_json() for r in records]})
 
 
-def run_sweep(work: dict[str, list[BenchJob]], *, output: Path, factory: SessionFactory, executor: Executor,
+def run_sweep(work: dict[str, list[BenchJob]], *, output: Path, factory: MakeSession, executor: Executor,
               spec: Any, timeout_s: float, metric: str = "p50", budget_pts: float | None = None,
               say: Callable[[str], None] | None = None) -> SweepResult:
     """Run (or resume) the sweep; see the module doc."""

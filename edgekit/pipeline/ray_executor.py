@@ -30,7 +30,7 @@ from typing import Any
 
 from edgekit.core.errors import UsageError
 from edgekit.core.lazy import require
-from edgekit.pipeline.executors import BenchJob, JobRecord, OnRecord, SessionFactory, invalid, run_job
+from edgekit.pipeline.executors import BenchJob, JobRecord, OnRecord, MakeSession, invalid, run_job
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def resource_name(target: str) -> str:
 class _DeviceActor:
     """Holds one device's session; ``bench`` runs one job (Ray serializes an actor's calls)."""
 
-    def __init__(self, target: str, factory: SessionFactory) -> None:
+    def __init__(self, target: str, factory: MakeSession) -> None:
         self.target = target
         self.factory = factory
         self.session: Any = None
@@ -107,7 +107,7 @@ class RayExecutor:
                                  f'"{resource_name(t)}": 1' for t in missing) + "}' (one per device, once)")
         return ray
 
-    def run(self, work: dict[str, list[BenchJob]], factory: SessionFactory, *, timeout_s: float,
+    def run(self, work: dict[str, list[BenchJob]], factory: MakeSession, *, timeout_s: float,
             on_record: OnRecord) -> list[JobRecord]:
         targets = [t for t, jobs in work.items() if jobs]
         if not targets:
@@ -120,7 +120,7 @@ class RayExecutor:
                 ray.shutdown()
                 self.started = False
 
-    def _sweep(self, ray: Any, work: dict[str, list[BenchJob]], targets: list[str], factory: SessionFactory,
+    def _sweep(self, ray: Any, work: dict[str, list[BenchJob]], targets: list[str], factory: MakeSession,
                timeout_s: float, on_record: OnRecord) -> list[JobRecord]:
         actor_cls = ray.remote(num_cpus=0, max_restarts=0, max_task_retries=0)(_DeviceActor)
         actors = {t: actor_cls.options(resources={resource_name(t): 1}).remote(t, factory) for t in targets}

@@ -22,7 +22,7 @@ from edgekit.core.errors import UsageError
 from edgekit.pipeline.config import Pipeline
 from edgekit.pipeline.devices import BenchSpec, SessionFactory, is_device
 from edgekit.pipeline.executors import DEFAULT_JOB_TIMEOUT_S
-from edgekit.pipeline.executors import SessionFactory as FactoryType
+from edgekit.pipeline.executors import MakeSession
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class FleetOptions:
     ray_address: str | None = None  # None: a private local Ray instance; "auto": join the running cluster
     ray_num_cpus: int | None = None
     job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S
-    sessions: FactoryType | None = None  # None: local targets here, devices from the registry
+    sessions: MakeSession | None = None  # None: local targets here, devices from the registry
 
 
 def resolve_targets(pipeline: Pipeline, target: str | None, fleet: FleetOptions | None) -> list[str]:
@@ -61,12 +61,12 @@ def bench_spec(pipeline: Pipeline, *, threads: int | None) -> BenchSpec:
                      command=("edgekit", "run", pipeline.origin))
 
 
-def factory_for(pipeline: Pipeline, fleet: FleetOptions | None, *, threads: int | None) -> FactoryType:
+def factory_for(pipeline: Pipeline, fleet: FleetOptions | None, *, threads: int | None) -> MakeSession:
     spec = bench_spec(pipeline, threads=threads)
     return fleet.sessions if fleet is not None and fleet.sessions is not None else SessionFactory(spec)
 
 
-def preflight_targets(plan: Any, targets: Sequence[str], factory: FactoryType) -> None:
+def preflight_targets(plan: Any, targets: Sequence[str], factory: MakeSession) -> None:
     """Before any step: every local target and its runtimes exist; every device name resolves (nothing connects)."""
     from edgekit.pipeline.run import preflight
 
