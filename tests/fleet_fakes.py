@@ -80,8 +80,12 @@ class FakeSession:
         lock = root / "busy"
         fd = _lock(lock, job.name)
         if fd is None:
+            try:
+                holder = lock.read_text()
+            except FileNotFoundError:
+                holder = "another bench (just released)"
             with open(root / "overlaps", "a") as f:
-                f.write(f"{job.name} entered while {lock.read_text()} ran\n")
+                f.write(f"{job.name} entered while {holder} ran\n")
         try:
             time.sleep(self.delay_s)
             return _rows_for(job, self.speed, self.int8_ratio, seed=n)
@@ -95,23 +99,30 @@ class FakeSession:
 
 
 def _lock(lock: Path, what: str) -> int | None:
-    """An O_EXCL lock holding "pid job"; a lock whose process is dead (a SIGKILLed host) is taken over."""
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
+    """A lock file holding "pid job", created atomically with its content (link of a written temp file); a
+    lock whose process is dead (a SIGKILLed host) is taken over. Returns an open fd (closed on release)."""
+    import threading
+
+    tmp = lock.with_name(f".busy.{os.getpid()}.{threading.get_ident()}")
+    tmp.write_text(f"{os.getpid()} {what}")
+    try:
+        for _ in range(2):
             try:
-                pid = int(lock.read_text().split()[0])
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                lock.unlink(missing_ok=True)  # its holder is gone
-                continue
-            except (ValueError, IndexError, FileNotFoundError):
-                continue
-            return None
-        os.write(fd, f"{os.getpid()} {what}".encode())
-        return fd
-    return None
+                os.link(tmp, lock)
+            except FileExistsError:
+                try:
+                    pid = int(lock.read_text().split()[0])
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    lock.unlink(missing_ok=True)  # its holder is gone
+                    continue
+                except FileNotFoundError:
+                    continue
+                return None
+            return os.open(lock, os.O_RDONLY)
+        return None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
