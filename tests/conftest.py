@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ import pytest
 # that silently downloaded weights would prove nothing about offline use.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TIMM_USE_OLD_CACHE", "0")
+# ``edgekit bench`` records every run in the history: tests record into a scratch database, never the user's.
+os.environ.setdefault("EDGEKIT_HISTORY", str(Path(tempfile.mkdtemp(prefix="edgekit-tests-")) / "history.sqlite"))
 
 _EXPORTS: dict[tuple, Path] = {}
 

@@ -26,6 +26,7 @@ from edgekit.core.atomic import sha256_file
 from edgekit.core.errors import MissingDependencyError, ParityError, UsageError
 from edgekit.core.manifest import Manifest, WeightsInfo, load_artifact
 from edgekit.core.specs import PreprocessSpec, TensorSpec
+from edgekit.core.lineage import as_precision
 from edgekit.runtime.registry import runner_for_artifact
 
 pytest.importorskip("onnx", reason="building test graphs needs onnx")
@@ -150,8 +151,9 @@ def test_ir_build_records_precision_and_runs(tiny_art, tmp_path, precision, targ
     m = art.manifest
     assert (m.format, m.model_file, m.precision) == ("openvino-ir", "model.xml", precision)
     assert set(m.files) == {"model.xml", "model.bin"}
-    assert m.extra["inference_precision"] == hint and m.extra["target"] == target
-    assert m.lineage[-1]["recipe"]["compress_to_fp16"] is compressed
+    assert m.inference_precision == as_precision(hint) and m.extra["target"] == target
+    assert json.loads((out / "edgekit.json").read_text())["extra"]["inference_precision"] == str(as_precision(hint))
+    assert m.lineage[-1].recipe["compress_to_fp16"] is compressed
     # the dynamic batch was made static, and the manifest says so
     assert m.input.shape == (2, 3, 16, 16) and m.outputs[0].shape == (2, CLASSES)
     consts = {op.get_element_type().get_type_name() for op in ov.Core().read_model(str(out / "model.xml")).get_ops()
@@ -185,11 +187,11 @@ def test_ir_manifest_lineage_points_at_the_parent(tiny_art, tiny_ir):
     m = art.manifest
     assert len(m.lineage) == len(parent.lineage) + 1 and m.lineage[:-1] == parent.lineage
     step = m.lineage[-1]
-    assert step["step"] == "build"
-    assert step["parent"]["sha256"] == sha256_file(tiny_art / "model.onnx")
-    assert Path(step["parent"]["path"]) == tiny_art.resolve()
-    assert step["recipe"]["target"] == "intel-cpu" and step["recipe"]["runtime"] == "openvino"
-    assert step["recipe"]["batch"] == 1 and "openvino" in step["tool_versions"]
+    assert step.step == "build"
+    assert step.parent.sha256 == sha256_file(tiny_art / "model.onnx")
+    assert Path(step.parent.path) == tiny_art.resolve()
+    assert step.recipe["target"] == "intel-cpu" and step.recipe["runtime"] == "openvino"
+    assert step.recipe["batch"] == 1 and "openvino" in step.tool_versions
     on_disk = json.loads((tiny_ir / "edgekit.json").read_text())
     assert on_disk["lineage"][-1]["parent"]["model_file"] == "model.onnx"
 
@@ -198,7 +200,7 @@ def test_int8_ir_from_qdq_artifact(qdq_art, tmp_path):
     pytest.importorskip("openvino", reason="building an IR needs the 'openvino' extra")
     art = build_artifact(BuildOptions(artifact=qdq_art, target="intel-cpu", output=tmp_path / "ir"))
     assert art.manifest.precision == "int8"  # the Q/DQ artifact's own precision by default
-    assert art.manifest.extra["inference_precision"] == "f32"
+    assert art.manifest.inference_precision == "fp32" and art.manifest.runtime == "openvino"
     with runner_for_artifact(art) as r:
         # the compiled IR runs its quantized layers in int8, the rest in the f32 it was built with
         assert r.info.precision == "int8" and r.info.details["float_precision"] == "fp32"
@@ -341,7 +343,7 @@ def test_tensorrt_engine_artifact_with_fake_tensorrt(mean_art, tmp_path, fake_tr
     m = art.manifest
     assert (m.format, m.model_file, m.precision) == ("tensorrt-engine", "model.engine", "fp16")
     assert set(m.files) == {"model.engine", "model.engine.json"}
-    recipe = m.lineage[-1]["recipe"]
+    recipe = m.lineage[-1].recipe
     assert recipe["runtime"] == "tensorrt" and recipe["device"] == "GPU" and recipe["builder_flags"] == ["FP16"]
     assert recipe["shapes"] == {"image": [[2, 3, 16, 16]] * 3}
     assert m.input.shape == (2, 3, 16, 16)
@@ -362,7 +364,7 @@ def test_tensorrt_engine_artifact_with_fake_tensorrt(mean_art, tmp_path, fake_tr
 def test_tensorrt_without_timing_cache(mean_art, tmp_path, fake_trt):
     art = build_artifact(BuildOptions(artifact=mean_art, target="nvidia-gpu", output=tmp_path / "e",
                                       timing_cache=False))
-    assert art.manifest.lineage[-1]["recipe"]["timing_cache"] is None
+    assert art.manifest.lineage[-1].recipe["timing_cache"] is None
     assert fake_trt._configs[-1]._timing_cache_in is None
     assert fake_trt._configs[-1]._flags == set()  # fp32: TF32 cleared, nothing else
 
@@ -468,7 +470,7 @@ def test_mobilenet_ir_fp32_and_fp16(mobilenet_art, tmp_path):
     assert 0.45 < size["fp16"] / size["fp32"] < 0.55
     parent = load_artifact(mobilenet_art).manifest
     for m in (m32, m16):
-        assert m.lineage[-1]["parent"]["sha256"] == parent.files["model.onnx"]
+        assert m.lineage[-1].parent.sha256 == parent.files["model.onnx"]
         assert (m.model, m.num_classes, m.preprocess) == (parent.model, 1000, parent.preprocess)
         assert m.inputs == parent.inputs and m.labels == parent.labels
     x, _ = parity_inputs(parent.preprocess, n_real=2, n_random=0, seed=5)

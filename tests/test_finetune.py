@@ -208,9 +208,9 @@ def test_trained_model_reaches_real_heldout_accuracy_and_the_artifact_says_how(t
     assert m.files["checkpoint.safetensors"] == sha256_file(out / "checkpoint.safetensors")
     assert m.weights.origin == "path" and m.weights.sha256 == m.files["checkpoint.safetensors"]
     step = m.lineage[-1]
-    assert step["step"] == "finetune" and step["base_weights"]["origin"] == "none"
+    assert step.step == "finetune" and step.parent.model == MODEL and step.parent.weights["origin"] == "none"
     rec = m.extra["training"]
-    assert len(rec["epochs"]) == step["recipe"]["epochs"] and rec["selected_epoch"] >= 1
+    assert len(rec["epochs"]) == step.recipe["epochs"] and rec["selected_epoch"] >= 1
     ds_info = m.extra["dataset"]
     held = load_embedded(split="heldout")
     ids = "\n".join(str(int(i)) for i in held.ids)

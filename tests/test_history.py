@@ -212,3 +212,28 @@ def test_history_filters_by_device(tmp_path):
     assert {p["target"] for p in json.loads(r.output)} == {"device:nano-01", "device:rpi5-a"}
     r = CliRunner().invoke(cli, ["history", "--db", str(db), "--device", "a", "--target", "cpu"])
     assert r.exit_code == 2 and "not both" in r.output
+
+
+def test_bench_records_history_unless_asked_not_to(tmp_path):
+    """#15.5: ``edgekit bench`` appends every run to the history that ``edgekit history`` reads."""
+    pytest.importorskip("onnx", reason="makes a bare ONNX model")
+    pytest.importorskip("onnxruntime", reason="benches in ONNX Runtime")
+    from byo_models import imported_artifact
+
+    art = imported_artifact(tmp_path)
+    db = tmp_path / "h.sqlite"
+    quick = ["bench", str(art), "-t", "cpu", "--runtime", "ort", "--min-duration", "0.1", "--min-iterations", "10",
+             "--warmup", "0.05", "--batch", "1", "--no-accuracy", "--history-db", str(db)]
+    r = CliRunner().invoke(cli, quick)
+    assert r.exit_code == 0, r.output
+    assert "recorded in the run history" in r.output
+    r = CliRunner().invoke(cli, ["history", "--db", str(db), "--json"])
+    points = json.loads(r.output)
+    assert r.exit_code == 0 and len(points) == 1 and points[0]["key"].startswith("bare/onnxruntime")
+    r = CliRunner().invoke(cli, [*quick, "--no-history"])
+    assert r.exit_code == 0 and "recorded in the run history" not in r.output
+    assert len(json.loads(CliRunner().invoke(cli, ["history", "--db", str(db), "--json"]).output)) == 1
+    # the environment variable the GitHub Actions example sets is where the default goes
+    env_db = tmp_path / "env.sqlite"
+    r = CliRunner().invoke(cli, quick[:-2], env={"EDGEKIT_HISTORY": str(env_db)})
+    assert r.exit_code == 0 and env_db.is_file()

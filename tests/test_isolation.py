@@ -43,6 +43,14 @@ DEVICE_MODULES = [
     "edgekit.pipeline.ray_steps",
     "edgekit.report.fleet",
     "edgekit.pipeline.config",
+    "edgekit.api",
+    "edgekit.classify",
+    "edgekit.cli.predict",
+    "edgekit.export.import_onnx",
+    "edgekit.cli.import_onnx",
+    "edgekit.bench.hosting",
+    "edgekit.report.speed",
+    "edgekit.zoo.hub",
 ]
 
 #: every module of the runtime backends and of the engine builder, found on disk: a new backend is covered
@@ -69,7 +77,8 @@ def test_help_and_device_commands_import_no_torch():
     code = (
         "from click.testing import CliRunner\n"
         "from edgekit.cli.main import cli\n"
-        "for args in (['--help'], ['models', '--json'], ['targets'], ['export', '--help']):\n"
+        "for args in (['--help'], ['models', '--json'], ['targets'], ['export', '--help'], ['predict', '--help'],\n"
+        "             ['import', '--help']):\n"
         "    r = CliRunner().invoke(cli, args)\n"
         "    assert r.exit_code == 0, (args, r.output)\n"
     )

@@ -481,13 +481,13 @@ class TestRuns:
     def test_lineage_in_every_artifact(self, tiny: dict) -> None:
         arts = {s["label"]: load_artifact(s["path"]) for s in tiny["doc"]["steps"]}
         ft, q = arts["mobilenetv3_small_100"], arts["mobilenetv3_small_100/int8-ort"]
-        assert [s["step"] for s in ft.manifest.lineage] == ["finetune"]
-        assert ft.manifest.lineage[0]["recipe"]["epochs"] == 1 and ft.manifest.lineage[0]["recipe"]["seed"] == 0
-        assert [s["step"] for s in q.manifest.lineage] == ["finetune", "quantize"]
-        parent = q.manifest.lineage[-1]["parent"]
-        assert parent["sha256"] == ft.manifest.files[ft.manifest.model_file]
-        assert Path(parent["path"]) == ft.path.resolve()
-        assert q.manifest.lineage[-1]["recipe"]["precision"] == "int8"
+        assert [s.step for s in ft.manifest.lineage] == ["finetune"]
+        assert ft.manifest.lineage[0].recipe["epochs"] == 1 and ft.manifest.lineage[0].recipe["seed"] == 0
+        assert [s.step for s in q.manifest.lineage] == ["finetune", "quantize"]
+        parent = q.manifest.lineage[-1].parent
+        assert parent.sha256 == ft.manifest.files[ft.manifest.model_file]
+        assert Path(parent.path) == ft.path.resolve()
+        assert q.manifest.lineage[-1].recipe["precision"] == "int8"
         results = json.loads((tiny["root"] / "out" / "results.json").read_text())
         for a in results["artifacts"]:
             assert a["lineage"] and a["lineage"][0]["step"] == "finetune"
@@ -603,7 +603,7 @@ class TestRuns:
         # the child is reused only because the redone parent is byte-identical (its recorded parent hash matches)
         ft = load_artifact(ft_entry)
         q = load_artifact(next((cache / "quantize").iterdir()))
-        assert q.manifest.lineage[-1]["parent"]["sha256"] == ft.manifest.files[ft.manifest.model_file]
+        assert q.manifest.lineage[-1].parent.sha256 == ft.manifest.files[ft.manifest.model_file]
         assert st["mobilenetv3_small_100/int8-ort"] == "cached"
         verify_cache(cache)
 

@@ -301,7 +301,8 @@ def _check_artifact(result, name: str) -> None:
     assert m.parity["passed"] and all(r["status"] in ("passed", "skipped") for r in m.parity["runtimes"])
     assert any(r["status"] == "passed" and r["runtime"] == "onnxruntime" for r in m.parity["runtimes"])
     step = m.lineage[-1]
-    assert step["step"] == "prune" and step["ratio"] == 0.3 and step["round_to"] == 8 and step["global"] is False
+    assert step.step == "prune" and step.recipe["ratio"] == 0.3 and step.recipe["round_to"] == 8
+    assert step.recipe["global"] is False
     p = m.extra["prune"]
     assert p["params"]["after"] < p["params"]["before"] and p["macs"]["after"] < p["macs"]["before"]
     assert (p["params"]["before"], p["params"]["after"]) == result.params
@@ -348,10 +349,11 @@ def test_cli_prunes_an_artifact_again_and_require_speedup_fails_with_exit_1(sque
     assert res.exit_code == 1, res.output
     assert "verdict:" in res.output and "did not meet --require-speedup 99.9%" in res.output
     m = load_artifact(out).manifest  # the artifact is written: the verdict is information
-    assert [s["step"] for s in m.lineage] == ["prune", "prune"]
+    assert [s.step for s in m.lineage] == ["prune", "prune"]
     first = load_artifact(squeeze_artifact.artifact)
-    assert m.lineage[-1]["parent"] == __import__("hashlib").sha256(
+    assert m.lineage[-1].parent.manifest_sha256 == __import__("hashlib").sha256(
         (first.path / MANIFEST_NAME).read_bytes()).hexdigest()
+    assert m.lineage[-1].parent.sha256 == first.manifest.files[first.manifest.model_file]
     assert m.extra["prune"]["params"]["before"] == first.manifest.extra["prune"]["params"]["after"]
 
 
@@ -419,6 +421,6 @@ def test_recovery_with_distillation_improves_heldout_accuracy(trained_artifact, 
     assert rec.unpruned_top1 > 0.5  # a trained parent, scored on the held-out split
     assert rec.recovered_top1 > rec.pruned_top1 + 0.02, rec.to_json()
     m = load_artifact(res.artifact).manifest
-    assert m.lineage[-1]["finetune"]["distill"] is True
+    assert m.lineage[-1].recipe["finetune"]["distill"] is True
     assert m.extra["prune"]["recovery"]["heldout_top1"]["recovered"] == rec.recovered_top1
     assert not m.weights.random_init

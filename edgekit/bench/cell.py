@@ -61,15 +61,19 @@ class CellContext:
     eval_batch: int
     cv_threshold: float
     throughput_min_iterations: int = 10
+    #: the offline sweep's window and warm-up per batch size (None: the latency window's)
+    throughput_min_duration_s: float | None = None
+    throughput_warmup_s: float | None = None
     telemetry: Any = None  # edgekit.telemetry.Telemetry: power, thermals and clocks of each latency window
 
 
 def resolve_threads(ctx: CellContext, spec: RuntimeSpec) -> int:
     """--threads, else the profile's runtime or target value, else the physical cores this process may use."""
-    for v in (ctx.threads, spec.threads, ctx.target.threads):
-        if v:
-            return int(v)
     allowed = len(ctx.env.affinity) if ctx.env.affinity else None
+    for v in (ctx.threads, spec.threads, ctx.target.threads):
+        if v:  # never more threads than this host may run at once (a profile's 4 on a 2-core host: CV > 100 %)
+            cap = [x for x in (ctx.env.logical_cores, allowed) if x]
+            return max(1, min([int(v), *cap]))
     known = [x for x in (ctx.env.physical_cores, allowed) if x]
     return max(1, min(known)) if known else 1
 
@@ -176,7 +180,8 @@ def run_cell(ctx: CellContext, cell: Cell, artifact: Artifact, name: str, inputs
              progress: Phase | None = None) -> BenchResult:
     base = _base(cell, artifact, name)
     if not cell.runs or inputs is None:
-        return BenchResult(status="skipped", reason=cell.reason or "not run", **base)
+        return BenchResult(status="unsupported" if cell.unsupported else "skipped", reason=cell.reason or "not run",
+                           **base)
     spec, m = cell.spec, artifact.manifest
     static = m.input.shape[0] if isinstance(m.input.shape[0], int) and m.input.shape[0] > 0 else None
     fmt = artifact_format(m)
@@ -283,6 +288,8 @@ def _sweep(ctx: CellContext, cell: Cell, artifact: Artifact, runner: Runner, inp
     backend = resolve_runtime(spec.runtime)
     points: list[ThroughputPoint] = []
     n = len(ctx.batch_sizes)
+    tput_window = ctx.throughput_min_duration_s or ctx.min_duration_s
+    tput_warmup = ctx.throughput_warmup_s if ctx.throughput_warmup_s is not None else ctx.warmup_s
     for i, b in enumerate(ctx.batch_sizes):
         def sub(what: str, frac: float, i: int = i) -> None:
             progress(f"throughput {what}", (i + _phase_frac(what, frac)) / n)
@@ -308,8 +315,8 @@ def _sweep(ctx: CellContext, cell: Cell, artifact: Artifact, runner: Runner, inp
                 continue
             use = own
         try:
-            res = measure_throughput(use.infer, inputs.samples, batch_sizes=[b], min_duration_s=ctx.min_duration_s,
-                                     min_iterations=ctx.throughput_min_iterations, warmup_s=ctx.warmup_s,
+            res = measure_throughput(use.infer, inputs.samples, batch_sizes=[b], min_duration_s=tput_window,
+                                     min_iterations=ctx.throughput_min_iterations, warmup_s=tput_warmup,
                                      max_duration_s=ctx.max_duration_s, progress=sub, seed=ctx.seed,
                                      allow_single_sample=len(inputs.samples) == 1, cv_threshold=ctx.cv_threshold)
         finally:
@@ -317,7 +324,7 @@ def _sweep(ctx: CellContext, cell: Cell, artifact: Artifact, runner: Runner, inp
                 own.deactivate()
         points.extend(res.points)
     return ThroughputResult(points=tuple(points), settings={
-        "batch_sizes": list(ctx.batch_sizes), "warmup_s": ctx.warmup_s, "min_duration_s": ctx.min_duration_s,
+        "batch_sizes": list(ctx.batch_sizes), "warmup_s": tput_warmup, "min_duration_s": tput_window,
         "min_iterations": ctx.throughput_min_iterations, "max_duration_s": ctx.max_duration_s, "seed": ctx.seed,
         "mode": "offline, one batch in flight; samples/s = samples / wall time of the window",
         "batch_1": "the single-stream latency window" if lat is not None else "measured",

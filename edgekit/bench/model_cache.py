@@ -23,6 +23,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from edgekit.core.atomic import sha256_file
 from edgekit.core.cache import cache_root
@@ -49,18 +50,24 @@ def export_key(model: str, *, weights: str, img_size: int | None) -> dict[str, o
             "opset": EXPORT_OPSET, **{k: package_version(k) for k in ("edgekit", "torch", "torchvision", "timm", "onnx")}}
 
 
-def cached_export(model: str, *, weights: str = "imagenet", img_size: int | None = None,
-                  cache_dir: str | os.PathLike[str] | None = None,
-                  progress: Callable[[str], None] | None = None) -> Path:
-    """The artifact directory of ``model`` exported with ``weights``: from the cache, or exported now."""
+def cache_path(model: str, *, weights: str, img_size: int | None,
+               cache_dir: str | os.PathLike[str] | None) -> tuple[Any, Path]:
+    """(zoo entry, the cache directory its export with these settings lives in)."""
     from edgekit.zoo.registry import get_model  # torch-free metadata
 
-    say = progress or (lambda msg: log.info("%s", msg))
     entry = get_model(model)
     key = export_key(entry.name, weights=weights, img_size=img_size)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     root = Path(cache_dir).expanduser() if cache_dir is not None else cache_root()
-    out = root / "artifacts" / f"{entry.name}-{digest}"
+    return entry, root / "artifacts" / f"{entry.name}-{digest}"
+
+
+def cached_export(model: str, *, weights: str = "imagenet", img_size: int | None = None,
+                  cache_dir: str | os.PathLike[str] | None = None,
+                  progress: Callable[[str], None] | None = None) -> Path:
+    """The artifact directory of ``model`` exported with ``weights``: from the cache, or exported now."""
+    say = progress or (lambda msg: log.info("%s", msg))
+    entry, out = cache_path(model, weights=weights, img_size=img_size, cache_dir=cache_dir)
     if (out / MANIFEST_NAME).is_file():
         try:
             load_artifact(out)
@@ -83,3 +90,41 @@ def cached_export(model: str, *, weights: str = "imagenet", img_size: int | None
                            hint="pass --weights PATH (a checkpoint) or --weights none, or benchmark an exported "
                                 "artifact directory instead of --model") from None
     return out
+
+
+def _export_child(model: str, weights: str, img_size: int | None, cache_dir: str | None) -> tuple[str, ...]:
+    """Run in a spawned child: ("ok", path) or ("error", exit code, one line)."""
+    from edgekit.core.errors import EdgekitError
+
+    try:
+        return ("ok", str(cached_export(model, weights=weights, img_size=img_size, cache_dir=cache_dir)))
+    except EdgekitError as e:
+        return ("error", str(e.exit_code), e.one_line())
+
+
+def cached_export_isolated(model: str, *, weights: str = "imagenet", img_size: int | None = None,
+                           cache_dir: str | os.PathLike[str] | None = None,
+                           progress: Callable[[str], None] | None = None) -> Path:
+    """:func:`cached_export` in a spawned child process, so torch never loads into the benchmarking process
+    (its few hundred MB would otherwise count as the model's peak RSS). A cache hit needs no child."""
+    say = progress or (lambda msg: log.info("%s", msg))
+    entry, out = cache_path(model, weights=weights, img_size=img_size, cache_dir=cache_dir)
+    if (out / MANIFEST_NAME).is_file():
+        try:
+            load_artifact(out)
+            say(f"using the cached export {out}")
+            return out
+        except ArtifactError:
+            pass  # the child exports it again and says so
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from edgekit.core.errors import CheckFailed, UsageError
+
+    say(f"exporting {entry.name} (weights {weights}) in a child process")
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        res = pool.submit(_export_child, model, weights, img_size,
+                          os.fspath(cache_dir) if cache_dir is not None else None).result()
+    if res[0] == "ok":
+        return Path(res[1])
+    raise (CheckFailed if res[1] == "1" else UsageError)(res[2])

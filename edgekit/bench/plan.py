@@ -63,6 +63,7 @@ class Cell:
     precision: str
     reason: str | None = None
     artifact_cannot: bool = False  # skipped only because this artifact cannot give the asked precision
+    unsupported: bool = False  # not run because this host lacks the runtime, provider or hardware
 
     @property
     def runs(self) -> bool:
@@ -98,17 +99,30 @@ def select_runtimes(target: TargetProfile, wanted: Sequence[str] | None) -> list
     for s in specs:
         backend = resolve_runtime(s.runtime)
         if available(backend.requires):
-            out.append((s, None))
+            out.append((s, missing_provider(s)))
         elif s.runtime in explicit:
             raise MissingDependencyError(backend.requires, backend.extra, purpose=f"--runtime {s.runtime}")
         else:
             out.append((s, f"{s.runtime} is not installed (pip install 'edgekit[{backend.extra}]')"))
-    if not any(reason is None for _, reason in out):
+    if explicit and not any(reason is None for _, reason in out):
         extras = sorted({resolve_runtime(s.runtime).extra for s, _ in out})
         raise MissingDependencyError(
             "/".join(sorted({resolve_runtime(s.runtime).requires for s, _ in out})),
             ",".join(extras), purpose=f"none of target {target.name}'s runtimes is installed")
     return out
+
+
+def missing_provider(spec: RuntimeSpec) -> str | None:
+    """Why ONNX Runtime cannot use ``spec``'s execution provider here (None: it can), naming what to install."""
+    if spec.runtime != "onnxruntime" or spec.provider in (None, "CPUExecutionProvider"):
+        return None
+    import onnxruntime  # installed: checked by the caller
+
+    have = onnxruntime.get_available_providers()
+    if spec.provider in have:
+        return None
+    return (f"ONNX Runtime here has no {spec.provider} (it has {', '.join(have)}): install onnxruntime-gpu "
+            "(on a Jetson, the JetPack build from the Jetson Zoo)")
 
 
 def check_precisions(precisions: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -168,7 +182,7 @@ def plan_cells(manifests: Sequence[Manifest], target: TargetProfile, *, runtimes
         for spec, missing in selected:
             allowed = allowed_precisions(spec.runtime, fmt, art_prec)
             if missing is not None:
-                cells.extend(Cell(i, spec, p, missing) for p in (allowed or (art_prec,))
+                cells.extend(Cell(i, spec, p, missing, unsupported=True) for p in (allowed or (art_prec,))
                              if spec.supports(p) and (asked is None or p in asked))
                 continue
             if not allowed:

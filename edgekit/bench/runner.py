@@ -52,6 +52,23 @@ log = logging.getLogger(__name__)
 #: batches per throughput window at least (fewer if --min-iterations is lower): samples/s needs a long
 #: enough window, which the minimum duration gives; 100 batches of 32 would take minutes on a small CPU
 THROUGHPUT_MIN_ITERATIONS = 10
+#: the offline sweep's window per batch size, at most: samples/s averages over the whole window, so it needs
+#: no percentile tail; measured, the sweep at the latency window's 10 s cost ~60 s per OpenVINO row
+THROUGHPUT_MAX_WINDOW_S = 2.0
+#: warm-up is this share of the window it precedes (capped by the target's warm-up): a 1 s window no longer
+#: pays a 2 s warm-up, a 10 s one still gets the profile's 2 s
+WARMUP_SHARE = 0.2
+#: the quick tier sweeps only these of the profile's batch sizes (OpenVINO compiles one model per size, and a
+#: batch of 32 needs 10 iterations of 32 images) and evaluates a stratified subset of this many images
+QUICK_SWEEP = (1, 8)
+QUICK_EVAL_SIZE = 500
+
+
+def tier_batches(tier: str, batch_sizes: Sequence[int]) -> tuple[int, ...]:
+    """The throughput sweep a tier runs of a profile's batch sizes (``--batch`` overrides it)."""
+    if tier != "quick":
+        return tuple(batch_sizes)
+    return tuple(b for b in batch_sizes if b in QUICK_SWEEP) or tuple(batch_sizes[:1])
 #: progress(what is running, overall fraction done in [0, 1])
 Progress = Callable[[str, float], None]
 _ARCH = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
@@ -85,6 +102,8 @@ class BenchOptions:
     cache_dir: str | os.PathLike[str] | None = None  # for ``model``
     include_samples: bool = False  # keep every latency sample in the results
     command: tuple[str, ...] = ()
+    #: run a profile whose hardware this host is not with its settings here; results are named after this host
+    emulate: bool = False
     telemetry: TelemetryOptions | None = None  # power/thermal/clock sampling of each latency window; None: off
 
     def validate(self) -> None:
@@ -191,14 +210,14 @@ def _artifact_info(artifact: Artifact, name: str) -> ArtifactInfo:
         model_file=m.model_file, model_sha256=m.files.get(m.model_file), files=dict(m.files), size_bytes=int(size),
         input_shape=tuple(m.input.shape), input_dtype=m.input.dtype, num_classes=m.num_classes,
         has_labels=m.labels is not None, weights_origin=m.weights.origin, preprocess=m.preprocess.to_json(),
-        profile=profile, profile_error=error, lineage=tuple(m.lineage))
+        profile=profile, profile_error=error, lineage=tuple(s.to_json() for s in m.lineage))
 
 
 def _resolve_artifacts(options: BenchOptions, say: Callable[[str], None]) -> list[Artifact]:
     if options.model:
-        from edgekit.bench.model_cache import cached_export
+        from edgekit.bench.model_cache import cached_export_isolated
 
-        path = cached_export(options.model, weights=options.weights, img_size=options.img_size,
+        path = cached_export_isolated(options.model, weights=options.weights, img_size=options.img_size,
                              cache_dir=options.cache_dir, progress=say)
         return [load_artifact(path)]
     return [load_artifact(Path(p)) for p in options.artifacts]
@@ -216,23 +235,34 @@ def run_bench(options: BenchOptions, *, progress: Progress | None = None) -> Ben
 
     target = options.target if isinstance(options.target, TargetProfile) else load_target(options.target)
     min_duration_s, min_iterations = options.stopping()
-    warmup_s = options.warmup_s if options.warmup_s is not None else target.warmup_s
-    batch_sizes = tuple(options.batch_sizes or target.batch_sizes)
+    warmup_s = (options.warmup_s if options.warmup_s is not None
+                else min(target.warmup_s, round(WARMUP_SHARE * min_duration_s, 3)))
+    tput_window = min(min_duration_s, THROUGHPUT_MAX_WINDOW_S)
+    tput_warmup = (options.warmup_s if options.warmup_s is not None
+                   else min(warmup_s, round(WARMUP_SHARE * tput_window, 3)))
+    batch_sizes = tuple(options.batch_sizes or tier_batches(options.tier, target.batch_sizes))
+    eval_size = options.eval_size if options.eval_size is not None or options.tier != "quick" else QUICK_EVAL_SIZE
 
     artifacts = _resolve_artifacts(options, lambda msg: report(msg, 0.0))
     names = _unique_names(artifacts)
     cells = plan_cells([a.manifest for a in artifacts], target, runtimes=options.runtimes,
                        precisions=options.precisions)
+    from edgekit.bench.hosting import not_here, place
+    from edgekit.core.host import read_host_facts
+
+    placement = place(target, read_host_facts(), emulate=options.emulate)
+    if placement.mismatch is not None and not placement.emulated:
+        cells = not_here(cells, placement)
     for a, name in zip(artifacts, names):
         if artifact_format(a.manifest) == "onnx":
             _check_onnx_inputs(a, name)
     source = DataSource(options.data, seed=options.seed, latency_samples=options.latency_samples,
-                        eval_size=options.eval_size, accuracy=options.accuracy)
+                        eval_size=eval_size, accuracy=options.accuracy)
     for a, n in zip(artifacts, names):
         source.check(a.manifest, n)  # a --data whose classes the model does not know fails here
     report("capturing the environment", 0.0)
     env = capture_environment()
-    warnings = list(_arch_warnings(target, env))
+    warnings = [placement.note] if placement.note else list(_arch_warnings(target, env))
     infos = [_artifact_info(a, n) for a, n in zip(artifacts, names)]
 
     telemetry = _open_telemetry(options.telemetry, target, report)  # closes itself at exit too (tegrastats)
@@ -243,6 +273,7 @@ def run_bench(options: BenchOptions, *, progress: Progress | None = None) -> Ben
                       max_duration_s=options.max_duration_s, batch_sizes=batch_sizes, seed=options.seed,
                       eval_batch=options.eval_batch, cv_threshold=target.cv_threshold,
                       throughput_min_iterations=min(min_iterations, THROUGHPUT_MIN_ITERATIONS),
+                      throughput_min_duration_s=tput_window, throughput_warmup_s=tput_warmup,
                       telemetry=telemetry)
     results: list[BenchResult] = []
     n_run = max(1, sum(c.runs for c in cells))
@@ -269,13 +300,14 @@ def run_bench(options: BenchOptions, *, progress: Progress | None = None) -> Ben
     if telemetry is not None:
         telemetry.close()
     return BenchReport(
-        target={"name": target.name, "description": target.description, "source": target.source,
-                "profile": target.to_json()},
+        target={"name": placement.report_name, "description": placement.note or target.description,
+                "source": target.source, "profile": target.to_json(), "placement": placement.to_json()},
         settings={
             "tier": options.tier, "min_duration_s": min_duration_s, "min_iterations": min_iterations,
             "throughput_min_iterations": min(min_iterations, THROUGHPUT_MIN_ITERATIONS),
+            "throughput_min_duration_s": tput_window, "throughput_warmup_s": tput_warmup,
             "max_duration_s": options.max_duration_s, "warmup_s": warmup_s, "batch_sizes": list(batch_sizes),
-            "threads": options.threads, "latency_samples": options.latency_samples, "eval_size": options.eval_size,
+            "threads": options.threads, "latency_samples": options.latency_samples, "eval_size": eval_size,
             "eval_batch": options.eval_batch, "seed": options.seed, "accuracy": options.accuracy,
             "accuracy_budget_pts": options.accuracy_budget_pts,
             "accuracy_budget_rule": ("absolute" if options.accuracy_budget_pts is not None

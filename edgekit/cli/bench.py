@@ -3,7 +3,6 @@ for artifact paths; ``--model`` exports first and needs the torch extra)."""
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,11 +39,9 @@ def _check_output_file(path: Path | None, flag: str) -> None:
         return
     if path.is_dir():
         raise OutputError(f"{flag} {path} is a directory", hint="give a file name")
-    probe = path.resolve().parent
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK):
-        raise OutputError(f"cannot write {flag} {path} ({probe} is not writable)", hint=f"choose another {flag}")
+    from edgekit.core.atomic import probe_writable
+
+    probe_writable(path.resolve().parent, what=f"{flag} {path}")
 
 
 @contextmanager
@@ -77,7 +74,7 @@ def _progress(enabled: bool) -> Iterator[Any]:
 @click.option("--data", default=None, help="ImageFolder DIR, .npz, or 'embedded'. Default: the embedded held-out set (accuracy only if the model's labels match).")
 @click.option("--no-accuracy", is_flag=True, help="Measure speed and memory only.")
 @click.option("--eval-size", type=int, default=None, help="Evaluate on a stratified N images (default: all).")
-@click.option("--tier", type=click.Choice(["ci", "dev", "publish"]), default="ci", show_default=True, help="Stopping-rule tier: ci 10 s, dev 60 s, publish 600 s per window, >= 100 iterations.")
+@click.option("--tier", type=click.Choice(["quick", "ci", "dev", "publish"]), default="quick", show_default=True, help="Stopping-rule tier: quick 3 s (batch sweep 1 and 8, 500 eval images), ci 10 s, dev 60 s, publish 600 s per window, >= 100 iterations.")
 @click.option("--min-duration", type=float, default=None, help="Seconds per measured window (overrides the tier).")
 @click.option("--min-iterations", type=int, default=None, help="Iterations per window (overrides the tier).")
 @click.option("--max-duration", type=float, default=None, help="Cap per window; a window cut short is flagged.")
@@ -89,6 +86,9 @@ def _progress(enabled: bool) -> Iterator[Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print the results JSON to stdout instead of the table.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="Also write a CSV (one row per result).")
 @click.option("--md", "md_path", type=click.Path(path_type=Path), default=None, help="Also write a Markdown table.")
+@click.option("--emulate", is_flag=True, help="Run a profile whose hardware this host is not (a Jetson, a Pi) with its settings here; results are named after this host.")
+@click.option("--no-history", is_flag=True, help="Do not append the results to the run history ('edgekit history').")
+@click.option("--history-db", type=click.Path(path_type=Path), default=None, help="History database (default $EDGEKIT_HISTORY or ~/.local/share/edgekit/history.sqlite).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--power", default="auto", show_default=True, type=click.Choice(["auto", "off", "ina3221", "tegrastats", "rapl", "rpi-pmic", "nvml"]), help="Power source sampled during each latency window (energy per inference); auto picks the first readable one and says why the others are not.")
 @click.option("--power-rate", type=float, default=20.0, show_default=True, help="Power samples per second during a window.")
@@ -102,8 +102,9 @@ def bench_cmd(artifacts: tuple[Path, ...], target: str, model: str | None, weigh
               no_accuracy: bool, eval_size: int | None, tier: str, min_duration: float | None,
               min_iterations: int | None, max_duration: float | None, warmup: float | None, threads: int | None,
               seed: int, budget: float | None, output: Path | None, as_json: bool, csv_path: Path | None,
-              md_path: Path | None, quiet: bool, power: str, power_rate: float, idle_s: float, allow_throttle: bool,
-              sustained: float | None, cooldown: bool, cooldown_max: float) -> None:
+              md_path: Path | None, emulate: bool, no_history: bool, history_db: Path | None, quiet: bool,
+              power: str, power_rate: float, idle_s: float, allow_throttle: bool, sustained: float | None,
+              cooldown: bool, cooldown_max: float) -> None:
     """Benchmark ARTIFACTS (or --model) on a target: latency, throughput, memory, accuracy.
 
     Every runtime of the target that is installed runs every precision the
@@ -122,7 +123,7 @@ def bench_cmd(artifacts: tuple[Path, ...], target: str, model: str | None, weigh
         runtimes=_split(runtimes, "--runtime"), precisions=_split(precisions, "--precision"),
         batch_sizes=_ints(batches, "--batch"), data=data, accuracy=not no_accuracy, eval_size=eval_size, tier=tier,
         min_duration_s=min_duration, min_iterations=min_iterations, max_duration_s=max_duration, warmup_s=warmup,
-        threads=threads, seed=seed, accuracy_budget_pts=budget, command=tuple(sys.argv),
+        threads=threads, seed=seed, accuracy_budget_pts=budget, command=tuple(sys.argv), emulate=emulate,
         telemetry=TelemetryOptions(power=power, rate_hz=power_rate, idle_s=idle_s, allow_throttle=allow_throttle,
                                    sustained_min=sustained, cooldown=cooldown, cooldown_max_s=cooldown_max),
     )
@@ -130,6 +131,11 @@ def bench_cmd(artifacts: tuple[Path, ...], target: str, model: str | None, weigh
         report = run_bench(opts, progress=progress)
     if output is not None:
         write_report(report, output)
+    run_id = None
+    if not no_history:
+        from edgekit.history.store import record_bench_run  # best effort: a broken history never fails a bench
+
+        run_id = record_bench_run(report, db=history_db)
     if csv_path is not None:
         write_csv(report, csv_path)
     if md_path is not None:
@@ -141,9 +147,16 @@ def bench_cmd(artifacts: tuple[Path, ...], target: str, model: str | None, weigh
         console.print(bench_table(report, width=console.width if console.is_terminal else None))
         for note in bench_notes(report):
             console.print(note, markup=False, highlight=False)
+        from edgekit.report.speed import slower_than_fp32
+
+        for line in slower_than_fp32(report):
+            console.print(line, markup=False, highlight=False)
         for path in (output, csv_path, md_path):
             if path is not None:
                 console.print(f"wrote {path}", markup=False, highlight=False)
+        if run_id is not None:
+            console.print(f"recorded in the run history as {run_id} ('edgekit history'; --no-history to skip)",
+                          markup=False, highlight=False)
     throttled = report.find(status="throttled")
     if throttled and not report.failed:
         raise CheckFailed(f"{len(throttled)} of {len(report.results)} benchmark rows were measured while the device "

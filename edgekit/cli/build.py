@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 
 from edgekit.cli import ui
+from edgekit.core.specs import Precision
 
-PRECISION_CHOICES = ("fp32", "fp16", "bf16", "int8")
+PRECISION_CHOICES = tuple(str(p) for p in Precision)
 
 
 @click.command("build")

@@ -17,6 +17,8 @@ from edgekit.cli import ui
     show_default=True,
     help="'imagenet' (published weights), a checkpoint PATH (.pth/.pt/.safetensors), or 'none' (random init).",
 )
+@click.option("--labels", "labels_file", type=click.Path(path_type=Path), default=None,
+              help="Class names (one per line, or a JSON list) in output order; default: the checkpoint's own.")
 @click.option("--num-classes", type=int, default=None, help="Classifier outputs; inferred from the checkpoint when omitted.")
 @click.option("--img-size", type=int, default=None, help="Square input size; the model's default when omitted.")
 @click.option("--batch", type=int, default=1, show_default=True, help="Static batch size of the graph.")
@@ -35,6 +37,7 @@ from edgekit.cli import ui
 def export_cmd(
     model: str,
     weights: str,
+    labels_file: Path | None,
     num_classes: int | None,
     img_size: int | None,
     batch: int,
@@ -57,7 +60,13 @@ def export_cmd(
 
     if batch != 1 and dynamic_batch:
         raise click.UsageError("--batch and --dynamic-batch exclude each other")
+    labels = None
+    if labels_file is not None:
+        from edgekit.export.import_onnx import read_labels
+
+        labels = read_labels(labels_file)
     opts = ExportOptions(
+        labels=labels,
         model=model,
         output=output,
         weights=weights,
@@ -77,6 +86,9 @@ def export_cmd(
     if as_json:
         ui.print_json(m.to_json())
         return
+    if m.extra.get("weights_converter"):
+        ui.stdout.print(f"weights {m.weights.source}: converted with {m.extra['weights_converter']}", markup=False,
+                        highlight=False)
     parity = m.parity or {}
     ui.stdout.print(f"[bold]{m.model}[/] -> {artifact.model_path}  (opset {m.opset}, {m.exporter}, input {list(m.input.shape)})")
     for r in parity.get("runtimes", []):

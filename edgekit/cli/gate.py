@@ -135,8 +135,11 @@ def _gate(results: Path, baseline_path: Path, options: Any, junit_path: Path | N
         if summary is not None:
             write_summary(error_summary(e.one_line()), summary)
         raise
-    update = " ".join(shlex.quote(s) for s in ("edgekit", "gate", str(results), "--baseline", str(baseline_path),
-                                                "--update-baseline"))
+    # --against compares with the baseline's rows of another precision: accepting would overwrite those rows
+    # (the FP32 reference) with these results, so that advice is never given there
+    update = None if options.against else " ".join(
+        shlex.quote(s) for s in ("edgekit", "gate", str(results), "--baseline", str(baseline_path),
+                                 "--update-baseline"))
     if junit_path is not None:
         atomic_write_text(junit_path, junit_xml(result))
     if summary is not None:
@@ -153,7 +156,9 @@ def _gate(results: Path, baseline_path: Path, options: Any, junit_path: Path | N
         raise CheckFailed(f"gate failed: {len(fails)} of {len(result.checks)} checks: "
                           + "; ".join(f"{c.row} {c.name}: {c.message}" for c in fails[:2])
                           + (" ..." if len(fails) > 2 else ""),
-                          hint=f"if the change is intended, accept it: {update}")
+                          hint=f"if the change is intended, accept it: {update}" if update else
+                          f"the baseline's {options.against} rows are the reference: fix the candidate, or "
+                          "loosen the budget (--max-top1-drop, --max-latency-increase) if the loss is acceptable")
 
 
 def _print(result: Any) -> None:
@@ -171,11 +176,23 @@ def _print(result: Any) -> None:
         t.add_row(c.row, c.name, _value(c, c.baseline), _value(c, c.current), _change(c), verdict)
     console = ui.table_console()
     console.print(t)
+    # a paragraph only for what failed or is inconclusive, once; rows whose predictions did not change get one line
+    unchanged = [c for c in result.checks if c.name == "accuracy" and c.outcome == "inconclusive" and c.passed
+                 and c.details.get("lost") == 0 and c.details.get("gained") == 0]
+    said = {c.row for c in result.checks if c.name == "accuracy" and c.outcome == "inconclusive"}
     for c in result.checks:
-        if c.outcome not in ("pass", "info") or not c.passed:
-            console.print(f"{c.row} {c.name}: {c.message}", markup=False, highlight=False)
+        if c in unchanged or c.outcome in ("pass", "info", "improved", "within-noise", "skipped") and c.passed:
+            continue
+        console.print(f"{c.row} {c.name}: {c.message}", markup=False, highlight=False)
+    if unchanged:
+        n = sorted({c.details.get("n") for c in unchanged})
+        console.print(f"{len(unchanged)} row(s) gave the same top-1 correctness as the baseline on every image "
+                      f"({'/'.join(map(str, n))} images): drop 0, counted as a pass; the set is too small to bound "
+                      "the drop below the budget (more images, or --inconclusive to choose)", markup=False,
+                      highlight=False)
     for w in result.warnings:
-        console.print(f"warning: {w}", markup=False, highlight=False)
+        if not any(w.startswith(f"{row}: accuracy inconclusive") for row in said):
+            console.print(f"warning: {w}", markup=False, highlight=False)
     n = len(result.checks)
     console.print(f"gate {'passed' if result.passed else 'FAILED'}: {n - len(result.failures)} of {n} checks passed",
                   markup=False, highlight=False)

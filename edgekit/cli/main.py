@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "quantize": ("edgekit.cli.quantize", "quantize_cmd", "INT8 (or FP16) from an FP32 artifact, measured against it."),
     "build": ("edgekit.cli.build", "build_cmd", "Build an OpenVINO IR or TensorRT engine for a target."),
     "bench": ("edgekit.cli.bench", "bench_cmd", "Latency, throughput, memory and accuracy on a target."),
+    "predict": ("edgekit.cli.predict", "predict_cmd", "Top-K labels of images through an artifact."),
+    "import": ("edgekit.cli.import_onnx", "import_cmd", "Make an artifact from any ONNX classifier."),
     "profile": ("edgekit.cli.profile", "profile_cmd", "Parameters and MACs of an ONNX artifact."),
     "report": ("edgekit.cli.report", "report_cmd", "Tables, Markdown, CSV and an HTML page from bench results."),
     "targets": ("edgekit.cli.targets", "targets_cmd", "List or show target profiles."),

@@ -72,7 +72,7 @@ def report_cmd(results: tuple[Path, ...], html_out: str | None, md_out: str | No
         return
     console = ui.table_console()
     for rep in reports:
-        console.print(bench_table(rep))
+        console.print(bench_table(rep, width=console.width if console.is_terminal else None))
         for note in bench_notes(rep):
             console.print(note, markup=False, highlight=False)
     for path in written:

@@ -207,11 +207,15 @@ def _print_result(result: Any) -> None:
     from edgekit.bench.results import load_report
     from edgekit.report.table import bench_notes
 
+    from edgekit.report.speed import slower_than_fp32
+
     for path in (result.target_results.values() or [result.results_path]):
         report = load_report(path)
         ui.table_console().print(_summary_table(report))
         for note in bench_notes(report):
             out.print(note, markup=False, highlight=False)
+        for line in slower_than_fp32(report):
+            out.print(line, markup=False, highlight=False)
     if result.checks:
         for c in result.checks:
             if c.outcome not in ("pass", "info") or not c.passed:

@@ -107,13 +107,26 @@ def check_output_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -
             f"output directory {out} is not empty",
             hint="choose a new -o, or pass --overwrite to replace its contents",
         )
-    parent = out.resolve().parent
-    probe = parent
+    probe_writable(out.resolve().parent, what=str(out))
+    return out
+
+
+def probe_writable(directory: str | os.PathLike[str], *, what: str) -> None:
+    """Prove that ``directory`` (or its nearest existing ancestor, where it would be created) takes a new
+    entry, by making and removing one, before any work is done. ``os.access`` is not enough: as root it
+    answers yes for read-only mounts and pseudo file systems such as /proc."""
+    probe = Path(directory)
     while not probe.exists():
         probe = probe.parent
-    if not os.access(probe, os.W_OK):
-        raise OutputError(f"cannot write to {probe} (permission denied)", hint="choose a writable -o")
-    return out
+    if not probe.is_dir():
+        raise OutputError(f"cannot write {what}: {probe} is not a directory", hint="choose another -o")
+    try:
+        tmp = tempfile.mkdtemp(prefix=".edgekit-probe-", dir=probe)
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise OutputError(f"cannot write {what}: {probe} does not take new files ({reason})",
+                          hint="choose a writable -o") from None
+    os.rmdir(tmp)
 
 
 def _pid_alive(pid: int) -> bool:

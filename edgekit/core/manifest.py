@@ -10,18 +10,21 @@ last, so an artifact directory without one is incomplete by definition.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from edgekit.core.atomic import atomic_write_json, sha256_file
 from edgekit.core.errors import ArtifactError
-from edgekit.core.specs import PreprocessSpec, TensorSpec
+from edgekit.core.jsonfile import read_json_file
+from edgekit.core.lineage import FileRef, LineageStep, ParentRef, as_precision
+from edgekit.core.specs import Precision, PreprocessSpec, TensorSpec
 
 MANIFEST_NAME = "edgekit.json"
 SCHEMA = "edgekit.artifact"
 SCHEMA_VERSION = 1
+#: ``extra`` keys that are contracts between packages: typed fields of :class:`Manifest`, kept in ``extra`` on disk
+TYPED_EXTRA = ("runtime", "device", "inference_precision", "checkpoint", "prune_config", "build_kwargs")
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,14 @@ class WeightsInfo:
 
 @dataclass(frozen=True)
 class Manifest:
-    """Everything a device needs to use an artifact, and its provenance."""
+    """Everything a device needs to use an artifact, and its provenance.
+
+    Typed on construction: ``precision`` becomes a :class:`Precision`, lineage steps
+    :class:`LineageStep` (old shapes are read), and the contract keys of ``extra`` (``TYPED_EXTRA``)
+    move to their fields. ``runtime``/``device``/``inference_precision``: what an engine was built
+    for and the precision its runtime is to run (edgekit spelling); ``checkpoint``/``prune_config``:
+    files a later step reads back; ``build_kwargs``: the zoo builder's arguments.
+    """
 
     model: str
     family: str
@@ -65,16 +75,37 @@ class Manifest:
     preprocess: PreprocessSpec
     model_file: str = "model.onnx"
     format: str = "onnx"
-    precision: str = "fp32"
+    precision: Precision = Precision.FP32
     labels: tuple[str, ...] | None = None
     opset: int | None = None
     exporter: str | None = None
     files: dict[str, str] = field(default_factory=dict)
     parity: dict[str, Any] | None = None
-    lineage: tuple[dict[str, Any], ...] = ()
+    lineage: tuple[LineageStep, ...] = ()
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    runtime: str | None = None
+    device: str | None = None
+    inference_precision: Precision | None = None
+    checkpoint: FileRef | None = None
+    prune_config: FileRef | None = None
+    build_kwargs: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        extra, lifted = _lift(self.extra)
+        set_ = object.__setattr__
+        set_(self, "extra", extra)
+        for k, v in lifted.items():
+            if getattr(self, k) is None:
+                set_(self, k, v)
+        set_(self, "precision", as_precision(self.precision))
+        set_(self, "inference_precision", as_precision(self.inference_precision))
+        set_(self, "lineage", tuple(LineageStep.coerce(s) for s in self.lineage))
+        for k in ("checkpoint", "prune_config"):
+            v = getattr(self, k)
+            if isinstance(v, dict):
+                set_(self, k, FileRef.from_json(v))
 
     @property
     def input(self) -> TensorSpec:
@@ -110,10 +141,18 @@ class Manifest:
             "exporter": self.exporter,
             "files": dict(self.files),
             "parity": self.parity,
-            "lineage": list(self.lineage),
+            "lineage": [s.to_json() for s in self.lineage],
             "versions": dict(self.versions),
-            "extra": dict(self.extra),
+            "extra": {**self._typed_extra(), **self.extra},
         }
+
+    def _typed_extra(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k in TYPED_EXTRA:
+            v = getattr(self, k)
+            if v is not None:
+                out[k] = v.to_json() if isinstance(v, FileRef) else str(v) if isinstance(v, Precision) else v
+        return out
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Manifest:
@@ -143,7 +182,7 @@ class Manifest:
                 exporter=d.get("exporter"),
                 files=dict(d.get("files", {})),
                 parity=d.get("parity"),
-                lineage=tuple(d.get("lineage", ())),
+                lineage=tuple(LineageStep.from_json(s) for s in d.get("lineage", ())),
                 versions=dict(d.get("versions", {})),
                 created=d.get("created", ""),
                 extra=dict(d.get("extra", {})),
@@ -156,6 +195,29 @@ class Manifest:
         return atomic_write_json(Path(directory) / MANIFEST_NAME, self.to_json())
 
 
+def _lift(extra: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split ``extra`` into the untyped rest and the typed contract keys (a value of an unknown shape stays)."""
+    rest, lifted = dict(extra), {}
+    for k in TYPED_EXTRA:
+        v = rest.get(k)
+        if v is None:
+            continue
+        if k in ("checkpoint", "prune_config"):
+            if not isinstance(v, dict) or "file" not in v:
+                continue
+            v = FileRef.from_json(v)
+        elif k == "inference_precision":
+            try:
+                v = as_precision(v)
+            except ValueError:
+                continue
+        elif k == "build_kwargs" and not isinstance(v, dict):
+            continue
+        lifted[k] = v
+        del rest[k]
+    return rest, lifted
+
+
 @dataclass(frozen=True)
 class Artifact:
     """An artifact directory with its manifest, verified on load."""
@@ -166,6 +228,12 @@ class Artifact:
     @property
     def model_path(self) -> Path:
         return self.path / self.manifest.model_file
+
+    def as_parent(self) -> ParentRef:
+        """How a step made from this artifact records it in its lineage."""
+        m = self.manifest
+        return ParentRef(path=str(self.path.resolve()), model_file=m.model_file, sha256=m.files[m.model_file],
+                         format=m.format, precision=m.precision)
 
 
 def load_artifact(path: str | Path, *, verify: bool = True) -> Artifact:
@@ -180,15 +248,18 @@ def load_artifact(path: str | Path, *, verify: bool = True) -> Artifact:
     if not p.exists():
         raise ArtifactError(f"artifact {p} does not exist", hint="give the directory written by 'edgekit export'")
     mpath = p / MANIFEST_NAME
+    if p.is_file() and p.suffix.lower() == ".onnx":  # a bare model: the manifest says how to feed it
+        raise ArtifactError(
+            f"{p} is a bare ONNX file: edgekit needs its preprocessing and labels to bench, quantize or gate it",
+            hint=f"make it an artifact: edgekit import {p} --preprocess imagenet --labels LABELS.txt -o DIR",
+        )
     if not p.is_dir() or not mpath.is_file():
         raise ArtifactError(
             f"{p} has no {MANIFEST_NAME}: not an edgekit artifact, or an incomplete one",
-            hint="export it with 'edgekit export' first",
+            hint="export it with 'edgekit export', or make one from an ONNX file with 'edgekit import'",
         )
-    try:
-        data = json.loads(mpath.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ArtifactError(f"cannot read {mpath}: {e}") from None
+    data = read_json_file(mpath, what="manifest", error=ArtifactError, missing_hint="export it with 'edgekit export'",
+                          broken_hint="the artifact is damaged; re-export it")
     if not isinstance(data, dict):
         raise ArtifactError(f"{mpath} does not hold a JSON object")
     manifest = Manifest.from_json(data)
@@ -205,3 +276,7 @@ def load_artifact(path: str | Path, *, verify: bool = True) -> Artifact:
                     hint="the file was modified after export; re-export it",
                 )
     return Artifact(path=p, manifest=manifest)
+
+
+__all__ = ["MANIFEST_NAME", "SCHEMA", "SCHEMA_VERSION", "TYPED_EXTRA", "Artifact", "FileRef", "LineageStep", "Manifest",
+           "ParentRef", "WeightsInfo", "load_artifact"]

@@ -17,7 +17,6 @@ manifest last and rename the directory into place. Nothing partial is left.
 
 from __future__ import annotations
 
-import datetime as _dt
 import importlib
 import logging
 from collections.abc import Callable
@@ -30,7 +29,7 @@ import numpy as np
 from edgekit.core.atomic import check_output_dir, staged_dir
 from edgekit.core.errors import MissingDependencyError, ParityError, UsageError
 from edgekit.core.lazy import available
-from edgekit.core.manifest import Artifact, load_artifact
+from edgekit.core.manifest import Artifact, LineageStep, load_artifact
 from edgekit.core.specs import Precision, TensorSpec
 from edgekit.core.targets import RuntimeSpec, TargetProfile, load_target
 from edgekit.core.versions import tool_versions
@@ -217,23 +216,6 @@ def _describe(r: RuntimeParity) -> str:
             f"{r.top1_agreement:.1%}, {r.unexplained_flips} unexplained flips ({r.reason})")
 
 
-def _lineage(plan: BuildPlan, recipe: dict[str, Any]) -> dict[str, Any]:
-    m = plan.parent.manifest
-    return {
-        "step": "build",
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "parent": {
-            "path": str(plan.parent.path.resolve()),
-            "model_file": m.model_file,
-            "sha256": m.files[m.model_file],
-            "format": m.format,
-            "precision": m.precision,
-        },
-        "recipe": recipe,
-        "tool_versions": tool_versions(),
-    }
-
-
 def build_artifact(options: BuildOptions, *, progress: Progress | None = None) -> Artifact:
     """Build, verify and write the engine artifact; returns it (loaded and sha256-verified)."""
     say = progress or (lambda msg: log.info(msg))
@@ -268,15 +250,20 @@ def build_artifact(options: BuildOptions, *, progress: Progress | None = None) -
             m,
             format=fmt,
             model_file=model_file,
-            precision=plan.precision,
+            precision=Precision(plan.precision),
             inputs=tuple(_with_batch(s, plan.batch) for s in m.inputs),
             outputs=tuple(_with_batch(s, plan.batch) for s in m.outputs),
             parity=report.to_json(),
-            lineage=(*m.lineage, _lineage(plan, recipe)),
+            lineage=(*m.lineage, LineageStep.made("build", parent=plan.parent.as_parent(), recipe=recipe)),
             versions=tool_versions(),
             created="",
-            extra={"target": plan.target.name, "runtime": r.runtime, "device": r.device, **built.manifest_extra,
-                   "build": recipe},
+            extra={"target": plan.target.name, **built.manifest_extra, "build": recipe},
+            runtime=r.runtime,
+            device=r.device,
+            inference_precision=built.inference_precision,
+            checkpoint=None,  # an engine keeps none of the parent's torch-side files
+            prune_config=None,
+            build_kwargs=None,
         ).with_files(stage)
         manifest.write(stage)
     say(f"wrote {plan.output}")

@@ -22,7 +22,7 @@ import numpy as np
 from edgekit.core.atomic import check_output_dir, staged_dir
 from edgekit.core.errors import ParityError, UsageError
 from edgekit.core.lazy import require
-from edgekit.core.manifest import MANIFEST_NAME, Artifact, Manifest, load_artifact
+from edgekit.core.manifest import MANIFEST_NAME, Artifact, LineageStep, Manifest, load_artifact
 from edgekit.core.specs import PreprocessSpec, TensorSpec
 from edgekit.core.versions import tool_versions
 from edgekit.data.sampling import parity_inputs
@@ -61,7 +61,7 @@ class ExportOptions:
     #: preprocessing, lineage records and extra manifest fields
     labels: tuple[str, ...] | None = None
     preprocess: PreprocessSpec | None = None
-    lineage: tuple[dict[str, Any], ...] = ()
+    lineage: tuple[LineageStep, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
     #: a model already built in memory (e.g. a pruned one); skips the zoo loader
     prebuilt: Any = None
@@ -171,6 +171,7 @@ def export_model(options: ExportOptions, *, progress: Progress | None = None) ->
                 "checks": checks,
                 "external_data": graph.external_data,
                 "requested_opset": options.opset,
+                **({"weights_converter": loaded.converter} if getattr(loaded, "converter", None) else {}),
                 **options.extra,
             },
         ).with_files(stage)

@@ -197,7 +197,8 @@ def accuracy_check(row: str, base_pred: np.ndarray, cur_pred: np.ndarray, labels
     if p.verdict == "pass":
         improved = p.ci_pts[1] < 0
         outcome, passed = ("improved" if improved else "pass"), True
-        msg = p.reason + (" (a significant improvement: consider --update-baseline)" if improved else "")
+        accept = "" if options.against else ": consider --update-baseline"  # never replace the FP32 rows
+        msg = p.reason + (f" (a significant improvement{accept})" if improved else "")
     elif p.verdict == "fail":
         outcome, passed, msg = "fail", False, p.reason
     else:

@@ -121,18 +121,8 @@ class RunResult:
 
 def recorded_parent_sha256(manifest: Manifest) -> str | None:
     """The model-file sha256 of the parent a derived artifact records in its last lineage entry."""
-    if not manifest.lineage:
-        return None
-    last = manifest.lineage[-1]
-    if not isinstance(last, dict):
-        return None
-    parent = last.get("parent")
-    if isinstance(parent, dict) and parent.get("sha256"):
-        return str(parent["sha256"])
-    ref = last.get("parent_ref")
-    if isinstance(ref, dict) and ref.get("model_sha256"):
-        return str(ref["model_sha256"])
-    return None
+    parent = manifest.lineage[-1].parent if manifest.lineage else None
+    return parent.sha256 if parent is not None else None
 
 
 def _cached(cache: StepCache, step: Step, done: dict[str, Artifact]) -> tuple[Artifact | None, str | None]:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.bench.results import BenchResult
+from edgekit.core.lineage import LineageStep
 from edgekit.report.html_base import e, fmt, kv, num, pct, precision_text, pvalue, ranges, table, td
 from edgekit.report.merge import Source, TargetGroup
 
@@ -196,16 +197,16 @@ def _class_block(group: TargetGroup, src: Source, ref: BenchResult, cands: list[
 def _lineage(lineage: tuple[dict[str, Any], ...]) -> str:
     """'finetune of mobilenetv3_small_100 from imagenet weights [epochs 4] → quantize from mnv3s (onnx fp32)'."""
     steps = []
-    for step in lineage:
-        text = str(step.get("step", "?"))
-        parent, base = step.get("parent"), step.get("base_model")
-        if isinstance(parent, dict):
-            name = PurePath(str(parent.get("path", "?"))).name
-            text += f" from {name} ({parent.get('format', '?')} {parent.get('precision', '?')})"
-        elif base:
-            origin = (step.get("base_weights") or {}).get("origin")
-            text += f" of {base}" + (f" from {origin} weights" if origin else "")
-        recipe = step.get("recipe") if isinstance(step.get("recipe"), dict) else {}
+    for raw in lineage:
+        step = LineageStep.from_json(raw)  # results keep the manifest's JSON, in whichever shape it was written
+        text, parent, recipe = step.step, step.parent, step.recipe
+        if parent is not None and parent.path:
+            text += f" from {PurePath(parent.path).name}"
+            if parent.format or parent.precision:
+                text += f" ({parent.format or '?'} {parent.precision or '?'})"
+        elif parent is not None and parent.model:
+            origin = (parent.weights or {}).get("origin")
+            text += f" of {parent.model}" + (f" from {origin} weights" if origin else "")
         keys = [f"{k} {recipe[k]}" for k in ("precision", "method", "preset", "epochs", "img_size")
                 if recipe.get(k) is not None]
         steps.append(text + (f" [{', '.join(keys)}]" if keys else ""))

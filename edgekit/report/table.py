@@ -1,7 +1,8 @@
 """The bench report as a rich table for the terminal (the columns of the Markdown table).
 
 On a narrow terminal the least essential columns go first (the runtime's own
-timing, cold start, peak RSS, p99, the paired drop, agreement), so the table never collapses into
+timing, cold start, peak RSS, p99, the paired drop, agreement, p90, throughput, CV; never p50, the gate's
+default metric, or top-1), so the table never collapses into
 ellipses; the artifact column is left out when there is one artifact (the
 caption names it). Everything dropped is still in the JSON, CSV and Markdown.
 """
@@ -18,8 +19,10 @@ from edgekit.report.formats import COLUMNS, header_lines, report_notes, shown_co
 _STATUS_STYLE = {"ok": "green", "unsupported": "yellow", "skipped": "dim", "error": "bold red",
                  "throttled": "bold magenta", "invalid": "bold red"}
 _LEFT = ("artifact", "runtime", "precision", "status")
-#: dropped in this order when the terminal is too narrow
-_OPTIONAL = ("rt_p50", "temp", "power", "cold", "rss", "p99", "drop", "agreement", "p50")
+#: dropped in this order when the terminal is too narrow (columns not named here or in _KEEP go right after
+#: these); p50 is the gate's default metric and stays, with the row's identity and top-1
+_OPTIONAL = ("rt_p50", "temp", "power", "cold", "rss", "p99", "drop", "agreement", "p90", "throughput", "cv")
+_KEEP = ("artifact", "runtime", "precision", "status", "p50", "top1")
 
 
 def _columns(report: BenchReport, rows: list[dict[str, str]], width: int | None) -> list[str]:
@@ -28,10 +31,12 @@ def _columns(report: BenchReport, rows: list[dict[str, str]], width: int | None)
     def need(keys: list[str]) -> int:
         return sum(max([len(COLUMNS[k])] + [len(r[k]) for r in rows]) + 3 for k in keys) + 1
 
-    for k in _OPTIONAL:
+    others = [k for k in cols if k not in _OPTIONAL and k not in _KEEP]
+    for k in (*_OPTIONAL, *others):
         if width is None or need(cols) <= width:
             break
-        cols.remove(k)
+        if k in cols:
+            cols.remove(k)
     return cols
 
 

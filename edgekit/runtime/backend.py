@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.core.manifest import Manifest
+from edgekit.core.specs import Precision
 from edgekit.core.target_schema import RuntimeSpec
 from edgekit.runtime.base import Runner
 
@@ -134,4 +135,5 @@ class BuiltEngine:
     model_file: str
     details: dict[str, Any]  # recorded in the manifest's build recipe
     open_runner: Callable[[], Runner]  # a fresh, unactivated Runner on the staged model (for verification)
-    manifest_extra: dict[str, Any] = field(default_factory=dict)  # runner defaults the manifest records
+    inference_precision: Precision | None = None  # what the runtime is to run, when the engine does not say
+    manifest_extra: dict[str, Any] = field(default_factory=dict)  # more runner defaults the manifest records

@@ -225,8 +225,12 @@ def _accuracy(row: BenchResult, budget_pts: float | None) -> tuple[Outcome | Non
     if lo > budget:
         return Outcome.OVER_BUDGET, f"{ci}: over the {budget:g} pt budget", None
     needed = images_to_resolve(p.reference_only, p.candidate_only, p.n, budget_pts=budget, level=p.level)
-    more = (f"about {needed} paired images would settle it" if needed is not None
-            else "the observed drop already reaches the budget; more images would most likely confirm a failure")
+    if needed is not None:
+        more = f"about {needed} paired images would settle it"
+    elif p.reference_only + p.candidate_only == 0:
+        more = "no image changed its top-1 correctness: the interval is this wide only because the set is small"
+    else:
+        more = "the observed drop already reaches the budget; more images would most likely confirm a failure"
     return Outcome.INCONCLUSIVE, f"{ci} straddles the {budget:g} pt budget on {p.n} images: {more}", needed
 
 

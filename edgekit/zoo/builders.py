@@ -127,6 +127,8 @@ def _build_pretrained(entry: ModelEntry, n: int) -> Any:
         f"torchvision {entry.pretrained_tag}"
     )
     log.info("loading %s (%s)", what, f"cached at {cached}" if cached else "not cached: the hub will download it")
+    if cached is None:
+        _require_hub(entry, what)
     try:
         if entry.source == "timm":
             kw: dict[str, Any] = {"pretrained": True, "num_classes": n}
@@ -148,6 +150,27 @@ def _build_pretrained(entry: ModelEntry, n: int) -> Any:
             f"({cache_locations()}): {type(e).__name__}: {_first_sentence(e)}",
             hint=f"give a local checkpoint with --weights PATH, or fill the cache once on a machine with network{retries}",
         ) from e
+
+
+def _require_hub(entry: ModelEntry, what: str) -> None:
+    """Weights not cached: fail in about a second, in one line, when the hub that has them is unreachable
+    (instead of huggingface_hub's retry storm), and make huggingface_hub skip the network when offline."""
+    from edgekit.zoo.hub import hf_endpoint, unreachable
+
+    if entry.source == "timm" and _hf_offline():
+        why: str | None = "HF_HUB_OFFLINE is set"
+    else:
+        url = hf_endpoint() if entry.source == "timm" and timm_pretrained_cfg(entry).hf_hub_id else (
+            timm_pretrained_cfg(entry).url if entry.source == "timm" else _torchvision().get_weight(entry.pretrained_tag).url
+        )
+        why = unreachable(url)
+    if why is None:
+        return
+    raise WeightsError(
+        f"pretrained weights for {entry.name} ({what}) could not be loaded offline: not in the cache "
+        f"({cache_locations()}) and the hub is unreachable ({why})",
+        hint="give a local checkpoint with --weights PATH, or fill the cache once on a machine with network",
+    )
 
 
 def _first_sentence(e: BaseException, limit: int = 120) -> str:

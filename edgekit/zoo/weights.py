@@ -54,6 +54,8 @@ class LoadedModel:
     weights: WeightsInfo
     num_classes: int
     labels: tuple[str, ...] | None = None
+    #: the known converter applied to the checkpoint's keys (see :data:`CONVERTERS`), None when loaded as is
+    converter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ def _load_imagenet(entry: ModelEntry, num_classes: int | None) -> LoadedModel:
                 source=f"{LITE0_PACKAGE}=={package_version(LITE0_PACKAGE)}:{pkg_file.name}",
                 sha256=sha256_file(pkg_file),
             )
-            return LoadedModel(model, info, n, labels)
+            return LoadedModel(model, info, n, labels, converter=CONVERTERS[entry.name].name)
     model = builders.build_model(entry, pretrained=True)
     cached = builders.pretrained_cache_file(entry)
     tag = f"{entry.builder}.{entry.pretrained_tag}" if entry.source == "timm" else entry.pretrained_tag
@@ -148,6 +150,22 @@ def _load_by_order(model: Any, sd: Mapping[str, Any], path: Path) -> None:
     model.load_state_dict(mapped, strict=True)
 
 
+@dataclass(frozen=True)
+class Converter:
+    """A known mapping from a published checkpoint layout onto a zoo model, tried by ``imagenet`` and PATH."""
+
+    name: str
+    apply: Any  # (model, state_dict, path) -> None; raises WeightsError when the checkpoint does not fit
+    imagenet: bool = False  # the layout it converts is an ImageNet-1k checkpoint: attach the ImageNet labels
+
+
+#: zoo name -> the converter for its known foreign checkpoint layout
+CONVERTERS: dict[str, Converter] = {
+    "efficientnet_lite0": Converter(f"{LITE0_PACKAGE} (tensors mapped by order, every shape checked)",
+                                    _load_by_order, imagenet=True),
+}
+
+
 # -- local checkpoints --------------------------------------------------------------
 
 
@@ -165,10 +183,27 @@ def _load_path(entry: ModelEntry, path: Path, num_classes: int | None) -> Loaded
     else:
         n = entry.num_classes if num_classes is None else int(num_classes)
     model = builders.build_model(entry, num_classes=n, pretrained=False)
-    fit_state_dict(model, ckpt.state_dict, what=f"{path} ({entry.name})")
+    converter = None
+    try:
+        fit_state_dict(model, ckpt.state_dict, what=f"{path} ({entry.name})")
+    except WeightsError as strict_error:
+        conv = CONVERTERS.get(entry.name)
+        if conv is None:
+            raise
+        try:  # the same converter ``--weights imagenet`` applies to this model's published file
+            conv.apply(model, ckpt.state_dict, path)
+        except WeightsError as e:
+            raise WeightsError(f"{strict_error.message}; the {conv.name} converter did not fit either: {e.message}",
+                               hint=strict_error.hint) from None
+        model.eval()
+        converter = conv.name
     labels = ckpt.labels if ckpt.labels is not None and len(ckpt.labels) == n else None
-    log.info("loaded %s%s into %s (%d classes)", path, f"[{ckpt.key}]" if ckpt.key else "", entry.name, n)
-    return LoadedModel(model, WeightsInfo(origin="path", source=str(path), sha256=ckpt.sha256), n, labels)
+    if labels is None and converter is not None and CONVERTERS[entry.name].imagenet and n == builders.IMAGENET_CLASSES:
+        labels = builders.imagenet_labels(entry)
+    log.info("loaded %s%s into %s (%d classes%s)", path, f"[{ckpt.key}]" if ckpt.key else "", entry.name, n,
+             f", converted: {converter}" if converter else "")
+    info = WeightsInfo(origin="path", source=str(path), sha256=ckpt.sha256)
+    return LoadedModel(model, info, n, labels, converter=converter)
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
@@ -193,9 +228,26 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
 def _read_safetensors(p: Path) -> dict[str, Any]:
     st = require("safetensors.torch", purpose="reading .safetensors weights")
     try:
-        return dict(st.load_file(str(p), device="cpu"))
+        tensors = dict(st.load_file(str(p), device="cpu"))
     except Exception as e:  # safetensors raises its own SafetensorError (an Exception)
         raise WeightsError(f"{p} is not a readable safetensors file: {e}") from e
+    labels = _safetensors_labels(p)
+    return {"state_dict": tensors, "labels": list(labels)} if labels else tensors
+
+
+def _safetensors_labels(p: Path) -> tuple[str, ...] | None:
+    """Class names that ``edgekit finetune`` / ``prune`` store in the header (``__metadata__.edgekit``)."""
+    import json
+    import struct
+
+    try:
+        with open(p, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            meta = json.loads(f.read(n)).get("__metadata__") or {}
+        labels = json.loads(meta.get("edgekit", "{}")).get("labels")
+    except (OSError, ValueError, struct.error, AttributeError):
+        return None
+    return tuple(labels) if isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels) else None
 
 
 def _read_torch(p: Path) -> Any:

@@ -152,7 +152,7 @@ def load_pruned_files(config_path: Path, checkpoint_path: Path) -> tuple[Any, di
 
 
 def is_pruned_artifact(art: Artifact) -> bool:
-    return isinstance(art.manifest.extra.get("prune_config"), dict)
+    return art.manifest.prune_config is not None
 
 
 def load_pruned(artifact: str | Path | Artifact) -> Any:
@@ -166,12 +166,11 @@ def load_pruned(artifact: str | Path | Artifact) -> Any:
 
     art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact, verify=True)
     m = art.manifest
-    info = m.extra.get("prune_config")
-    ck = m.extra.get("checkpoint")
-    if not isinstance(info, dict) or not isinstance(ck, dict):
+    info, ck = m.prune_config, m.checkpoint
+    if info is None or ck is None:
         raise ArtifactError(f"{art.path} is not a pruned artifact (no prune_config in its manifest)",
                             hint="make it with 'edgekit prune'")
-    cfg_path, ck_path = art.path / str(info.get("file")), art.path / str(ck.get("file"))
+    cfg_path, ck_path = art.path / info.file, art.path / ck.file
     for p in (cfg_path, ck_path):
         if p.name not in m.files:
             raise ArtifactError(f"{art.path}: {p.name} is not listed (hashed) in the manifest")

@@ -37,7 +37,7 @@ from typing import Any
 from edgekit.core.atomic import check_output_dir, staged_dir
 from edgekit.core.errors import DataError, UsageError
 from edgekit.core.lazy import require
-from edgekit.core.manifest import MANIFEST_NAME, load_artifact
+from edgekit.core.manifest import MANIFEST_NAME, LineageStep, load_artifact
 from edgekit.optimize.prune import source as prune_source
 from edgekit.bench.paired_latency import DEFAULT_MIN_GAIN, NOT_MEASURED, PairedLatency, Verdict
 from edgekit.core.options import COUNT, Rule, at_least, check_fields, opt, positive
@@ -312,17 +312,9 @@ def _export_and_measure(options: PruneOptions, src: prune_source.Source, reloade
     if recovery is not None:
         finetune.update({"epochs_asked": options.epochs, "lr": options.train_config().lr,
                          "batch_size": options.batch_size, "seed": options.seed})
-    step = {
-        "step": "prune",
-        "ratio": options.ratio,
-        "round_to": options.round_to,
-        "global": options.global_pruning,
-        "method": report.method,
-        "importance": report.importance,
-        "parent": src.parent.get("manifest_sha256") or (src.parent.get("weights") or {}).get("sha256"),
-        "parent_ref": dict(src.parent),
-        "finetune": finetune,
-    }
+    step = LineageStep.made("prune", parent=src.parent, recipe={
+        "ratio": options.ratio, "round_to": options.round_to, "global": options.global_pruning,
+        "method": report.method, "importance": report.importance, "finetune": finetune})
     extra: dict[str, Any] = {
         "checkpoint": {"file": CHECKPOINT_NAME, "sha256": ck_sha, "format": "safetensors",
                        "architecture": f"pruned: rebuild with {CONFIG_NAME} "

@@ -21,7 +21,7 @@ from typing import Any
 
 from edgekit.core.atomic import sha256_file
 from edgekit.core.errors import ArtifactError, UsageError
-from edgekit.core.manifest import MANIFEST_NAME, Artifact, load_artifact
+from edgekit.core.manifest import MANIFEST_NAME, Artifact, LineageStep, ParentRef, load_artifact
 from edgekit.core.specs import PreprocessSpec
 from edgekit.zoo.registry import ModelEntry, get_model
 
@@ -37,8 +37,8 @@ class Source:
     preprocess: PreprocessSpec
     labels: tuple[str, ...] | None
     build_kwargs: dict[str, Any] = field(default_factory=dict)
-    parent: dict[str, Any] = field(default_factory=dict)
-    lineage: tuple[dict[str, Any], ...] = ()
+    parent: ParentRef = field(default_factory=ParentRef)
+    lineage: tuple[LineageStep, ...] = ()
     dataset: dict[str, Any] | None = None
 
 
@@ -54,7 +54,7 @@ def check_prunable(art: Artifact) -> None:
         from edgekit.runtime.onnx_info import read_graph_info
 
         graph_precision = read_graph_info(art.model_path).precision
-    quantized_step = any(isinstance(s, dict) and s.get("step") in ("quantize", "fp16") for s in m.lineage)
+    quantized_step = any(s.step in ("quantize", "fp16") for s in m.lineage)
     precision = m.precision if m.precision != "fp32" else (graph_precision or "fp32")
     if precision != "fp32" or quantized_step:
         what = "quantized (int8 / Q-DQ)" if precision == "int8" else f"{precision}"
@@ -66,6 +66,10 @@ def check_prunable(art: Artifact) -> None:
     if m.format != "onnx":
         raise ArtifactError(f"{art.path} is a {m.format} artifact; prune takes an FP32 ONNX artifact with its weights",
                             hint="give the artifact written by 'edgekit finetune' or 'edgekit export'")
+    if m.family == "imported":  # made by 'edgekit import': there is no PyTorch model to prune and recover
+        raise ArtifactError(f"{art.path} was imported from ONNX ({m.source}); structured pruning needs the PyTorch "
+                            "model of a zoo architecture",
+                            hint="prune the PyTorch model before exporting it, or bench/quantize/gate the import")
 
 
 def from_artifact(path: Path) -> Source:
@@ -77,22 +81,18 @@ def from_artifact(path: Path) -> Source:
 
     if is_pruned_artifact(art):
         loaded = load_pruned(art)
-    elif isinstance(m.extra.get("checkpoint"), dict):
+    elif m.checkpoint is not None:
         from edgekit.optimize.train.finetune import load_finetuned
 
         loaded = load_finetuned(art)
     else:
         loaded = _reload_exported(art, entry)
-    parent = {
-        "artifact": str(art.path.resolve()),
-        "manifest_sha256": sha256_file(art.path / MANIFEST_NAME),
-        "model_sha256": m.files.get(m.model_file),
-        "weights": m.weights.to_json(),
-    }
+    parent = ParentRef(path=str(art.path.resolve()), manifest_sha256=sha256_file(art.path / MANIFEST_NAME),
+                       sha256=m.files.get(m.model_file), weights=m.weights.to_json())
     labels = m.labels if m.labels is not None else loaded.labels
-    build_kwargs = dict(m.extra.get("build_kwargs") or {})
-    if is_pruned_artifact(art):
-        build_kwargs = dict(m.extra["prune_config"].get("build_kwargs") or build_kwargs)
+    build_kwargs = dict(m.build_kwargs or {})
+    if m.prune_config is not None:
+        build_kwargs = dict(m.prune_config.build_kwargs or build_kwargs)
     dataset = m.extra.get("dataset") if isinstance(m.extra.get("dataset"), dict) else None
     return Source(entry, loaded, m.preprocess, labels, build_kwargs, parent, tuple(m.lineage), dataset)
 
@@ -137,7 +137,7 @@ def from_zoo(name: str, *, weights: str, num_classes: int | None, img_size: int 
         labels = builders.imagenet_labels(entry)
     loaded = LoadedModel(base.model.eval(), base.weights, base.num_classes, labels)
     spec = entry.preprocess if img_size is None else entry.preprocess.with_input_size(size)
-    parent = {"zoo": entry.name, "weights": base.weights.to_json()}
+    parent = ParentRef(model=entry.name, weights=base.weights.to_json())
     return Source(entry, loaded, spec, labels, dict(base.build_kwargs), parent, (), None)
 
 

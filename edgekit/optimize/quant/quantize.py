@@ -37,8 +37,9 @@ from typing import Any
 
 from edgekit.core.atomic import check_output_dir, staged_dir
 from edgekit.core.errors import ArtifactError, CheckFailed, UsageError
-from edgekit.core.manifest import Artifact, Manifest, load_artifact
+from edgekit.core.manifest import Artifact, LineageStep, Manifest, load_artifact
 from edgekit.core.options import NON_EMPTY, Rule, at_least, check_fields, one_of, opt
+from edgekit.core.specs import Precision
 from edgekit.core.versions import tool_versions
 from edgekit.optimize.quant.data import DEFAULT_BUDGET_PTS, MIN_CALIB, NO_CALIB_HINT
 from edgekit.optimize.quant.presets import QuantPreset, preset_names, resolve_preset
@@ -237,24 +238,13 @@ def quantize(options: QuantizeOptions, *, progress: Progress | None = None) -> Q
 
 def _manifest(parent: Artifact, p: QuantizePlan, options: QuantizeOptions, model_file: str, inputs: Any,
               outputs: Any, report: dict[str, Any], stage: Path) -> Manifest:
-    import datetime as _dt
-
     m = parent.manifest
     recipe = {"precision": options.precision, **p.to_json(), "preset_params": p.preset.to_json(),
               "calib": report.get("calib"), "max_drop": options.max_drop, "seed": options.seed}
-    lineage = {
-        "step": "quantize",
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "parent": {"path": str(parent.path.resolve()), "model_file": m.model_file,
-                   "sha256": m.files[m.model_file], "format": m.format, "precision": m.precision},
-        "recipe": recipe,
-        "tool_versions": tool_versions(),
-    }
+    lineage = LineageStep.made("quantize", parent=parent.as_parent(), recipe=recipe)
     extra = {k: v for k, v in m.extra.items() if k not in ("checks",)}
     extra["quantization"] = report
-    if p.output_format == "openvino-ir":
-        extra["runtime"] = "openvino"
-        extra["inference_precision"] = "f16" if options.precision == "fp16" else "f32"
+    ir = p.output_format == "openvino-ir"
     return replace(
         m,
         format=p.output_format,
@@ -267,6 +257,9 @@ def _manifest(parent: Artifact, p: QuantizePlan, options: QuantizeOptions, model
         versions=tool_versions(),
         created="",
         extra=extra,
+        runtime="openvino" if ir else m.runtime,
+        inference_precision=(Precision.FP16 if options.precision == "fp16" else Precision.FP32) if ir
+        else m.inference_precision,
     ).with_files(stage)
 
 

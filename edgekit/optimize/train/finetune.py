@@ -28,7 +28,7 @@ from typing import Any
 from edgekit.core.atomic import check_output_dir, sha256_file
 from edgekit.core.errors import ArtifactError, UsageError
 from edgekit.core.lazy import require
-from edgekit.core.manifest import Artifact, WeightsInfo, load_artifact
+from edgekit.core.manifest import Artifact, LineageStep, ParentRef, WeightsInfo, load_artifact
 from edgekit.core.options import COUNT, Rule, at_least, between, check_fields, one_of, opt, positive
 from edgekit.core.versions import package_version
 from edgekit.export.onnx_export import OPSET_RULE
@@ -219,10 +219,8 @@ def finetune(
         record = train(model, loaders, config=cfg, progress=bar)
     chance = 1.0 / len(classes)
     if record.heldout_top1 <= 1.5 * chance:
-        log.warning(
-            "%s did not learn: held-out top-1 %.1f%% is at chance (%.1f%%); try a lower --lr than %g, "
-            "more epochs, or pretrained weights", entry.name, 100 * record.heldout_top1, 100 * chance, cfg.lr,
-        )
+        log.warning("%s", did_not_learn_advice(entry.name, record.heldout_top1, chance, cfg.lr,
+                                               random_init=base.weights.random_init, n_train=len(data.train)))
     for p in model.parameters():
         p.requires_grad_(True)
     recipe = {
@@ -272,6 +270,18 @@ def _class_names(data: str | Path | None) -> tuple[str, ...]:
     return tuple(load_dataset(data).classes)
 
 
+def did_not_learn_advice(model: str, top1: float, chance: float, lr: float, *, random_init: bool,
+                         n_train: int) -> str:
+    """The warning for a model left at chance, with advice that fits how it started."""
+    head = f"{model} did not learn: held-out top-1 {100 * top1:.1f}% is at chance ({100 * chance:.1f}%)"
+    if random_init:
+        return (f"{head}; trained from scratch on {n_train} images at --lr {lr:g}: try --lr {lr / 5:g}, more "
+                "--epochs, or start from pretrained weights (--weights imagenet, or your checkpoint)")
+    return (f"{head}, although it started from pretrained weights: try --lr {lr / 5:g} (a high rate destroys the "
+            "pretrained features), --freeze-backbone to train the head alone first, and check that each class "
+            "folder holds the right images")
+
+
 def save_checkpoint(model: Any, path: Path, *, metadata: dict[str, Any] | None = None) -> str:
     """Write ``model.state_dict()`` as safetensors (no pickle); returns its sha256.
 
@@ -316,12 +326,8 @@ def _write_artifact(
                 "build_kwargs": recipe["build_kwargs"]}
         digest = save_checkpoint(model, ckpt, metadata=meta)
         weights = WeightsInfo(origin="path", source=str(final_ckpt), sha256=digest)
-        lineage = ({
-            "step": "finetune",
-            "base_model": entry.name,
-            "base_weights": base.weights.to_json(),
-            "recipe": recipe,
-        },)
+        lineage = (LineageStep.made("finetune", parent=ParentRef(model=entry.name, weights=base.weights.to_json()),
+                                    recipe=recipe),)
         extra = {
             "training": record.to_json(),
             "dataset": dataset,
@@ -357,18 +363,18 @@ def load_finetuned(artifact: str | Path | Artifact) -> Any:
     """
     art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
     m = art.manifest
-    ck = m.extra.get("checkpoint")
-    if not isinstance(ck, dict) or "file" not in ck:
+    ck = m.checkpoint
+    if ck is None:
         raise ArtifactError(f"{art.path} holds no fine-tuned checkpoint", hint="make it with 'edgekit finetune'")
-    path = art.path / ck["file"]
-    if not path.is_file() or sha256_file(path) != ck.get("sha256"):
+    path = art.path / ck.file
+    if not path.is_file() or sha256_file(path) != ck.sha256:
         raise ArtifactError(f"{path} is missing or does not match its recorded sha256", hint="re-run edgekit finetune")
     from edgekit.optimize.train import transfer
     from edgekit.zoo.registry import get_model
     from edgekit.zoo.weights import LoadedModel, load_model
 
     entry = get_model(m.model)
-    kwargs = m.extra.get("build_kwargs") or {}
+    kwargs = m.build_kwargs or {}
     if "img_size" in kwargs:
         base = transfer._sized_from_checkpoint(entry, path, int(kwargs["img_size"]))
         if base is None:  # pragma: no cover

@@ -9,13 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 from edgekit.core.manifest import Manifest
+from edgekit.core.specs import Precision
 from edgekit.runtime.backend import Backend, BatchMode, OpenRequest
 
 FORMAT = "openvino-ir"
-#: edgekit precision -> OpenVINO INFERENCE_PRECISION_HINT (int8 layers run in int8 whatever the hint;
-#: the layers around them stay in f32)
-INFERENCE_PRECISION: dict[str, str] = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "f32",
-                                       "int8+bf16": "bf16"}
+#: edgekit precision -> the inference precision OpenVINO is to run (int8 layers run in int8 whatever the
+#: hint; the layers around them stay in f32)
+RUN_PRECISION: dict[str, Precision] = {"fp32": Precision.FP32, "fp16": Precision.FP16, "bf16": Precision.BF16,
+                                       "int8": Precision.FP32, "int8+bf16": Precision.BF16}
+#: edgekit precision -> OpenVINO INFERENCE_PRECISION_HINT
+INFERENCE_PRECISION: dict[str, str] = {k: {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}[v]
+                                       for k, v in RUN_PRECISION.items()}
 #: INT8 with the float layers in bf16: what benchmark_app runs by default on a CPU with native bf16
 #: (edgekit's plain ``int8`` row forces f32 for them); a candidate row only where the CPU has it
 MIXED = {"int8": ("int8+bf16", "CPU", ("avx512_bf16", "amx_bf16", "bf16"))}
@@ -27,7 +31,7 @@ def _options(r: OpenRequest) -> dict[str, Any]:
     options: dict[str, Any] = {"device": r.spec.device, "hint": "latency", "streams": r.streams,
                                "threads": r.threads, "batch": r.batch}
     mixed = r.precision in {label for label, _, _ in MIXED.values()}
-    if mixed or r.manifest.format != FORMAT or "inference_precision" not in r.manifest.extra:
+    if mixed or r.manifest.format != FORMAT or r.manifest.inference_precision is None:
         options["precision"] = INFERENCE_PRECISION[r.precision]
     return options
 
@@ -36,8 +40,8 @@ def _manifest_defaults(m: Manifest) -> dict[str, Any]:
     """An IR built by ``edgekit build`` runs on the device and at the inference precision it records."""
     if m.format != FORMAT:
         return {}
-    return {k: v for k, v in (("precision", m.extra.get("inference_precision")), ("device", m.extra.get("device")))
-            if v is not None}
+    precision = INFERENCE_PRECISION[m.inference_precision] if m.inference_precision is not None else None
+    return {k: v for k, v in (("precision", precision), ("device", m.device)) if v is not None}
 
 
 BACKEND = Backend(

@@ -21,7 +21,7 @@ from edgekit.core.errors import ArtifactError, UsageError
 from edgekit.core.lazy import require
 from edgekit.runtime.backend import BuiltEngine, EngineRequest
 from edgekit.runtime.base import Runner
-from edgekit.runtime.openvino import BACKEND, FORMAT, INFERENCE_PRECISION
+from edgekit.runtime.openvino import BACKEND, FORMAT, INFERENCE_PRECISION, RUN_PRECISION
 
 log = logging.getLogger(__name__)
 
@@ -113,4 +113,4 @@ def build(request: EngineRequest, stage: Path, *, say: Callable[[str], None]) ->
                        batch=request.batch)
     return BuiltEngine(format=FORMAT, model_file=MODEL_XML, details=details,
                        open_runner=verification_runner(stage, threads=request.threads),
-                       manifest_extra={"inference_precision": details["inference_precision"]})
+                       inference_precision=RUN_PRECISION[request.precision])
