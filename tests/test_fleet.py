@@ -298,3 +298,17 @@ def test_remote_bench_session_turns_an_incomplete_device_report_into_an_invalid_
             s.bench(job, timeout_s=99)
     rec = run_job(s, job, timeout_s=99, worker="t")
     assert rec.status == "invalid" and rec.device_lost and "connection closed" in rec.reason
+
+
+def test_local_targets_share_the_host_lane_and_never_bench_at_the_same_time(tmp_path):
+    """cpu and intel-cpu are both this machine: one lane, one bench at a time; the device beside runs in parallel."""
+    from edgekit.pipeline.executors import lane_of
+
+    result = sweep(tmp_path, ThreadExecutor(), {"host": {"delay_s": 0.1}, "a": {"delay_s": 0.1}},
+                   targets=["cpu", "intel-cpu", "device:a"])
+    assert not result.invalid and not overlaps(tmp_path)
+    assert (tmp_path / "devices" / "host" / "count").read_text() == "6"  # both local targets' jobs, one lane
+    spans = sorted((r.started_ns, r.ended_ns) for r in result.records if lane_of(r.job.target) == "host")
+    assert len(spans) == 6 and all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+    assert {r.worker for r in result.records if r.job.target in ("cpu", "intel-cpu")} == {"edgekit-host"}
+    assert set(result.reports) == {"cpu", "intel-cpu", "device:a"}

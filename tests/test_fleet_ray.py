@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("_no_artifact_hashing")
 from tests.test_fleet import _no_artifact_hashing  # noqa: E402,F401  (the fixture, used above)
 
 REPO = str(Path(__file__).resolve().parents[1])
-FAKE_DEVICES = ["device:a", "device:b", "device:c", "cpu"]
+FAKE_DEVICES = ["device:a", "device:b", "device:c", "host"]  # host: the lane of the local targets
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -106,7 +106,8 @@ class LocalSession:
     def bench(self, job: BenchJob, *, timeout_s: float) -> Any:
         from edgekit.bench.runner import run_bench
 
-        return run_bench(self.spec.options(self.target, job.artifact))  # local: no transport to time out
+        # the host lane serves every local target: each job names its own profile (no transport to time out)
+        return run_bench(self.spec.options(job.target, job.artifact))
 
     def close(self) -> None:
         pass

@@ -9,7 +9,9 @@ executors never see SSH.
 Rules every executor keeps:
 
 * a device runs its jobs **one at a time**, in plan order (a device is never
-  shared by two benches); devices run in parallel;
+  shared by two benches); devices run in parallel; every local target (``cpu``,
+  a profile measured on this host) is one *lane*, ``host``: they share this
+  machine, so their benches run one after the other too (:func:`lanes`);
 * a job that fails, or exceeds its timeout, is recorded ``invalid`` with the
   reason and **never retried** within the run;
 * a device that fails or disappears (:class:`DeviceLost`, or a session that
@@ -212,6 +214,24 @@ def make_executor(name: str, *, address: str | None = None, num_cpus: int | None
 
         return RayExecutor(address=address, num_cpus=num_cpus)
     raise UsageError(f"unknown executor {name!r}", hint="use --executor threads (the default) or ray")
+
+
+#: the lane of every target that is this host (cpu, a profile measured here): they share the machine, so their
+#: benches run one after the other like a device's
+HOST_LANE = "host"
+
+
+def lane_of(target: str) -> str:
+    """A device is its own lane; every local target shares the host's."""
+    return target if target.startswith("device:") else HOST_LANE
+
+
+def lanes(work: dict[str, list[BenchJob]]) -> dict[str, list[BenchJob]]:
+    """The jobs per lane (a lane runs one job at a time), targets in the order given."""
+    out: dict[str, list[BenchJob]] = {}
+    for target, jobs in work.items():
+        out.setdefault(lane_of(target), []).extend(jobs)
+    return out
 
 
 def job_path(root: Path, job: BenchJob) -> Path:

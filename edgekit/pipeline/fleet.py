@@ -28,7 +28,7 @@ from typing import Any
 from edgekit.bench.results import ArtifactInfo, BenchReport, BenchResult, load_report
 from edgekit.core.atomic import atomic_write_json, atomic_write_text
 from edgekit.core.errors import ArtifactError
-from edgekit.pipeline.executors import BenchJob, Executor, JobRecord, MakeSession, job_path, target_dir
+from edgekit.pipeline.executors import BenchJob, Executor, JobRecord, MakeSession, job_path, lanes, target_dir
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def run_sweep(work: dict[str, list[BenchJob]], *, output: Path, factory: MakeSes
         say(f"{rec.job.target}: {rec.job.name}: {rec.status}" + (f" ({rec.reason})" if rec.reason else "")
             + f" in {(rec.ended_ns - rec.started_ns) / 1e9:.1f} s")
 
-    new = executor.run(todo, factory, timeout_s=timeout_s, on_record=on_record) if todo else []
+    new = executor.run(lanes(todo), factory, timeout_s=timeout_s, on_record=on_record) if todo else []
     by_id = {**finished, **{r.job.id: r for r in new}}
     records: list[JobRecord] = []
     reports: dict[str, BenchReport] = {}

@@ -3,7 +3,7 @@
 * Each device gets one actor (:class:`_DeviceActor`) that holds its session
   (its SSH connection) for the whole sweep and runs its jobs one at a time
   (an actor runs one method at a time). The actor asks for ``num_cpus=0`` and
-  the custom resource ``edgekit-device:<target>`` = 1: a cluster that
+  the custom resource ``edgekit-device:<lane>`` = 1 (a device, or ``host`` for the local targets): a cluster that
   declares each device's resource once can never place two actors of one
   device, even across concurrent sweeps (exclusivity).
 * Timeouts are the transport's (per job, per device); the driver adds a guard

@@ -26,10 +26,12 @@ log = logging.getLogger(__name__)
 
 
 def start_ray(targets: Sequence[str], *, address: str | None, num_cpus: int | None) -> bool:
-    """Ray up for this run; True when this call started a private instance (the caller shuts it down)."""
+    """Ray up for this run; True when this call started a private instance (the caller shuts it down).
+    A private instance declares one resource per lane: each device, and ``host`` for the local targets."""
     require("ray", purpose="--executor ray")
     import ray
 
+    from edgekit.pipeline.executors import lane_of
     from edgekit.pipeline.ray_executor import resource_name
 
     if ray.is_initialized():
@@ -39,7 +41,7 @@ def start_ray(targets: Sequence[str], *, address: str | None, num_cpus: int | No
         ray.init(address=address, log_to_driver=False, configure_logging=False)
         return False
     ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
-             configure_logging=False, resources={resource_name(t): 1 for t in targets})
+             configure_logging=False, resources={resource_name(lane_of(t)): 1 for t in targets})
     return True
 
 
