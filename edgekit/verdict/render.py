@@ -25,7 +25,8 @@ def terminal_lines(verdicts: Sequence[ModelVerdict]) -> list[str]:
     """One line per model x target with the answer, then one indented line per configuration that lost."""
     out = []
     for v in verdicts:
-        out.append(("verdict: " if v.ship is not None else "no verdict: ") + v.summary())
+        out.append(f"verdict: {v.summary()}" if v.ship is not None
+                   else f"no verdict: {v.model} on {v.target}: {v.note}")
         for c in v.losers:
             out.append(f"  - {c.artifact} {c.runtime} {_precision(c)}: {c.outcome}: {c.reason}")
     return out
