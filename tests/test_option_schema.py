@@ -47,7 +47,8 @@ def test_cli_defaults_are_the_option_defaults(index: int) -> None:
         if type(p.default).__name__ == "Sentinel":  # click's UNSET: a flag or a required argument
             continue
         want = f.default.value if isinstance(f.default, enum.Enum) else f.default
-        assert p.default == want, f"{cmd.name} --{p.name}: CLI default {p.default!r} != {cls.__name__}.{f.name} {want!r}"  # type: ignore[attr-defined]
+        where = f"{cmd.name} --{p.name}"  # type: ignore[attr-defined]
+        assert p.default == want, f"{where}: CLI default {p.default!r} != {cls.__name__}.{f.name} {want!r}"
         compared += 1
     assert compared >= 3  # the mapping found the flags
 
@@ -79,3 +80,11 @@ def test_tools_check_values_without_touching_the_output(tmp_path: Path) -> None:
     opts.check()
     with pytest.raises(UsageError, match="not empty"):
         opts.validate()
+
+
+def test_export_refuses_an_unknown_exporter_from_python_too() -> None:
+    from edgekit.export import ExportOptions
+
+    ExportOptions("m", Path("out"), exporter="dynamo").check()  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="--exporter must be one of auto, dynamo, torchscript, got 'onnxscript'"):
+        ExportOptions("m", Path("out"), exporter="onnxscript").check()  # type: ignore[arg-type]

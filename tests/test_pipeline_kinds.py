@@ -11,13 +11,15 @@ from __future__ import annotations
 import ast
 import dataclasses
 import fnmatch
+import re
 from pathlib import Path
 
 import pytest
 
 import edgekit
 from edgekit.core.errors import UsageError
-from edgekit.pipeline.kinds import KINDS, RECIPE_KINDS, StepInput, key_rules, make_options, options_class
+from edgekit.core.options import Rule, check_fields, opt
+from edgekit.pipeline.kinds import KINDS, StepInput, StepKind, key_rules, make_options, options_class, recipe_kinds
 
 PKG = Path(edgekit.__file__).resolve().parent
 
@@ -111,7 +113,8 @@ def test_defaults_make_options_that_pass_their_own_check(kind: str) -> None:
 
 
 def test_recipe_kinds_come_from_the_table() -> None:
-    assert RECIPE_KINDS == tuple(n for n, k in KINDS.items() if k.recipe) and set(RECIPE_KINDS) == {"quantize", "prune"}
+    assert recipe_kinds() == tuple(n for n, k in KINDS.items() if k.recipe)
+    assert set(recipe_kinds()) == {"quantize", "prune"}
 
 
 @pytest.mark.parametrize("kind, key, bad", [
@@ -128,3 +131,58 @@ def test_a_value_the_file_refuses_the_tool_refuses_too(kind: str, key: str, bad:
                      output=Path("out"), parent=Path("parent") if k.recipe else None)
     with pytest.raises(UsageError):
         make_options(k, step).check()
+
+
+# --- adding a pass: an options class with field rules, a tool, and one StepKind ---------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class SparsifyOptions:
+    """A pass that exists only in this test: what a new pass's options look like."""
+
+    artifact: Path
+    output: Path
+    sparsity: float = opt(0.5, rule=Rule(lambda v: 0 < v < 1, "in (0, 1)"), help="Fraction of weights zeroed.")
+    seed: int = 0
+
+    def check(self) -> None:
+        check_fields(self)
+
+
+CALLS: list[SparsifyOptions] = []
+
+
+def sparsify(options: SparsifyOptions, *, progress: object = None) -> None:
+    CALLS.append(options)
+    options.output.mkdir(parents=True)
+
+
+def _sparsify_options(cls: type, s: StepInput) -> SparsifyOptions:
+    return cls(artifact=s.parent, output=s.output, seed=s.seed, **s.params)  # type: ignore[no-any-return]
+
+
+def test_a_new_pass_is_one_table_entry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Registered from the test suite (no library file touched): the file check, the plan and the run follow."""
+    from edgekit.pipeline.cache import StepCache
+    from edgekit.pipeline.config import parse_pipeline
+    from edgekit.pipeline.plan import make_plan
+    from edgekit.pipeline.run import run_step
+
+    kind = StepKind("sparsify", f"{__name__}:sparsify", f"{__name__}:SparsifyOptions", _sparsify_options,
+                    {"sparsity": "sparsity"}, ("numpy",), ("core/*.py",))
+    monkeypatch.setitem(KINDS, "sparsify", kind)
+    key_rules.cache_clear()
+    try:
+        doc = {"pipeline": {"name": "t"}, "model": [{"name": "mobilenetv3_small_100"}],
+               "recipe": [{"name": "sparse", "sparsify": {"sparsity": 0.7}}]}
+        pipeline = parse_pipeline(doc, origin="p.toml")
+        for bad, where in (({"sparsity": 1.5}, "recipe[0].sparsify.sparsity: must be in (0, 1)"),
+                           ({"sparsty": 0.5}, "did you mean 'sparsity'")):
+            with pytest.raises(UsageError, match=re.escape(where)):
+                parse_pipeline({**doc, "recipe": [{"name": "s", "sparsify": bad}]}, origin="p.toml")
+        plan = make_plan(pipeline, StepCache(tmp_path / "cache"))
+        step = next(s for s in plan.steps if s.kind == "sparsify")
+        assert step.parent is not None and step.parent.kind == "export"
+        run_step(step, pipeline, overwrite=False, threads=None, progress=type("P", (), {"message": print})())
+        assert CALLS[-1] == SparsifyOptions(step.parent.path, step.path, 0.7, 0) and step.path.is_dir()
+    finally:
+        key_rules.cache_clear()

@@ -75,12 +75,6 @@ def flag_of(f: dataclasses.Field) -> str:  # type: ignore[type-arg]
     return meta.get("flag") or "--" + f.name.replace("_", "-")
 
 
-def help_of(cls: type, name: str) -> str:
-    """The help text of field ``name`` of an options class (for CLI options derived from it)."""
-    f = next(f for f in dataclasses.fields(cls) if f.name == name)
-    return str((option_meta(f) or {}).get("help") or "")
-
-
 def _passes(rule: Rule, value: Any) -> bool:
     try:
         return bool(rule.ok(value))

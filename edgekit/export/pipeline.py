@@ -77,6 +77,8 @@ class ExportOptions:
         """The values alone (no output is touched): what ``edgekit run --dry-run`` checks."""
         check_opset(self.opset)
         check_fields(self)
+        if str(self.exporter) not in {e.value for e in Exporter}:
+            raise UsageError(f"--exporter must be one of {', '.join(e.value for e in Exporter)}, got {self.exporter!r}")
         if self.parity_images < 1:
             raise UsageError(f"parity needs at least one real image, got {self.parity_images}")
         for name, src in self.extra_files.items():

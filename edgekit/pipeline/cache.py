@@ -46,11 +46,6 @@ def step_key(kind: str, *, inputs: dict[str, Any], recipe: dict[str, Any], tools
     return hashlib.sha256(canonical(doc).encode()).hexdigest()
 
 
-def artifact_digest(artifact: Artifact) -> str:
-    """A digest of an artifact's content (its recorded file hashes)."""
-    return hashlib.sha256(canonical(sorted(artifact.manifest.files.items())).encode()).hexdigest()
-
-
 @dataclass(frozen=True)
 class CacheEntry:
     kind: str

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.core.errors import UsageError
-from edgekit.pipeline.kinds import KINDS, RECIPE_KINDS, StepInput, key_rules, make_options
+from edgekit.pipeline.kinds import KINDS, StepInput, key_rules, make_options, recipe_kinds
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -309,8 +309,8 @@ def _recipes(origin: str, raw: list[Any]) -> tuple[Recipe, ...]:
     recipes = []
     for i, r in enumerate(raw):
         where = f"recipe[{i}]"
-        r = _check(origin, where, r, {"name": _STR, **{k: _rule(dict) for k in RECIPE_KINDS}}, ("name",))
-        kinds = [k for k in RECIPE_KINDS if k in r]
+        r = _check(origin, where, r, {"name": _STR, **{k: _rule(dict) for k in recipe_kinds()}}, ("name",))
+        kinds = [k for k in recipe_kinds() if k in r]
         if len(kinds) > 1:
             raise _bad(origin, where, f"has both {kinds}; make one recipe per step")
         kind = kinds[0] if kinds else None

@@ -186,5 +186,8 @@ KINDS: dict[str, StepKind] = {k.name: k for k in (
         required=("ratio",),
     ),
 )}
-#: the kinds a [[recipe]] table may name, in the order they are looked for
-RECIPE_KINDS = tuple(k.name for k in KINDS.values() if k.recipe)
+
+
+def recipe_kinds() -> tuple[str, ...]:
+    """The kinds a [[recipe]] table may name, in table order (read when a file is parsed, not at import)."""
+    return tuple(k.name for k in KINDS.values() if k.recipe)

@@ -26,9 +26,9 @@ from edgekit.core.manifest import Artifact, Manifest
 from edgekit.pipeline.cache import StepCache
 from edgekit.pipeline.config import Pipeline
 from edgekit.pipeline.gate import RunCheck, check_run
+from edgekit.pipeline.kinds import KINDS, StepInput, run_tool
 from edgekit.pipeline.outputs import _write_reports, _write_run_json, budget_pts, with_verdict  # noqa: F401
 from edgekit.pipeline.plan import Plan, Step, make_plan
-from edgekit.pipeline.kinds import KINDS, StepInput, run_tool
 
 log = logging.getLogger(__name__)
 

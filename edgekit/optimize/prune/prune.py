@@ -34,17 +34,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from edgekit.bench.paired_latency import DEFAULT_MIN_GAIN, NOT_MEASURED, PairedLatency, Verdict
 from edgekit.core.atomic import check_output_dir, staged_dir
 from edgekit.core.errors import DataError, UsageError
 from edgekit.core.lazy import require
 from edgekit.core.manifest import MANIFEST_NAME, LineageStep, load_artifact
-from edgekit.optimize.prune import source as prune_source
-from edgekit.bench.paired_latency import DEFAULT_MIN_GAIN, NOT_MEASURED, PairedLatency, Verdict
 from edgekit.core.options import COUNT, Rule, at_least, check_fields, opt, positive
 from edgekit.export.onnx_export import OPSET_RULE
-from edgekit.optimize.prune.structure import (
-    RATIO_RULE, ROUND_TO_RULE, StructureReport, check_ratio, check_round_to,
-)
+from edgekit.optimize.prune import source as prune_source
+from edgekit.optimize.prune.structure import RATIO_RULE, ROUND_TO_RULE, StructureReport, check_ratio, check_round_to
 from edgekit.optimize.train.loop import TrainConfig, TrainProgress, TrainRecord, as_progress
 
 log = logging.getLogger(__name__)
@@ -368,9 +366,9 @@ def _export_and_measure(options: PruneOptions, src: prune_source.Source, reloade
 
 def _measure(options: PruneOptions, src: prune_source.Source, before: Path, after: Path, threads: int,
              bar: TrainProgress) -> PairedLatency:
+    from edgekit.bench.paired_latency import paired_onnx_latency
     from edgekit.data.embedded import load_embedded
     from edgekit.data.sampling import calibration_indices
-    from edgekit.bench.paired_latency import paired_onnx_latency
 
     ds = load_embedded(split="heldout")
     idx = calibration_indices(ds.labels, BENCH_SAMPLES, seed=options.seed)

@@ -92,7 +92,8 @@ class OrtMethod:
 
     def run(self, ctx: QuantContext) -> Built:
         onnx = require("onnx")
-        from edgekit.optimize.quant import control as quant_control, ort as quant_ort
+        from edgekit.optimize.quant import control as quant_control
+        from edgekit.optimize.quant import ort as quant_ort
 
         o, p = ctx.options, ctx.plan
         layout = quant_ort.LAYOUTS[p.layout]
@@ -205,7 +206,8 @@ class NncfOpenVINOMethod:
                                 "drop_pts": cmp["drop_pts"], "fits": cmp["drop_pts"] <= o.max_drop,
                                 "note": "NNCF chose the reverted layers on the eval images: optimistic"}
         layout = {"name": "openvino-fakequantize", "format": "openvino-ir",
-                  "activations": f"int8/uint8 per NNCF preset {recipe['preset']}", "weights": "int8 symmetric per-channel",
+                  "activations": f"int8/uint8 per NNCF preset {recipe['preset']}",
+                  "weights": "int8 symmetric per-channel",
                   "why": "NNCF on the OpenVINO model; compiled and checked at a static batch, f32 hint"}
         report = QuantReport(ctx.header, ref_record, layout=layout, recipe=recipe, accuracy=cmp,
                              runtimes=(runtime_entry("openvino", info, cmp, primary=True),),
@@ -259,7 +261,8 @@ class Fp16Method:
         return Built(model_file, specs[0], specs[1], report)
 
 
-def method_for(options: QuantizeOptions, plan: QuantizePlan) -> OrtMethod | NncfOnnxMethod | NncfOpenVINOMethod | Fp16Method:
+def method_for(options: QuantizeOptions,
+               plan: QuantizePlan) -> OrtMethod | NncfOnnxMethod | NncfOpenVINOMethod | Fp16Method:
     """The method class a plan asks for."""
     if options.precision == "fp16":
         return Fp16Method()

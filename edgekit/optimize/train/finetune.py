@@ -31,12 +31,12 @@ from edgekit.core.lazy import require
 from edgekit.core.manifest import Artifact, LineageStep, ParentRef, WeightsInfo, load_artifact
 from edgekit.core.options import COUNT, Rule, at_least, between, check_fields, one_of, opt, positive
 from edgekit.core.versions import package_version
+from edgekit.data import EMBEDDED
 from edgekit.export.onnx_export import OPSET_RULE
 from edgekit.optimize.train.augment import AugmentConfig
 from edgekit.optimize.train.batches import Loaders
-from edgekit.data import EMBEDDED
-from edgekit.optimize.train.splits import check_val_split, is_embedded, prepare
 from edgekit.optimize.train.loop import TrainConfig, TrainProgress, TrainRecord, as_progress, deterministic
+from edgekit.optimize.train.splits import check_val_split, is_embedded, prepare
 
 log = logging.getLogger(__name__)
 
