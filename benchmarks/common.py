@@ -47,9 +47,13 @@ def write_results(
 
     ``script`` names the generating script when it differs from ``name`` (a run written under another name).
     """
+    from provenance import stamp  # benchmarks/ is on sys.path when a script runs
+
     env = capture_environment().to_json()
+    prov = stamp(name)
     payload = {
         "benchmark": script or name,
+        "provenance": prov,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "environment": env,
         **payload,
@@ -61,6 +65,7 @@ def write_results(
         f"Machine: {env.get('cpu_model')}, {env.get('logical_cores')} logical cores, "
         f"flags {', '.join(env.get('cpu_flags') or [])}; {env.get('os')}; {payload['date']}\n\n"
         f"Versions: {json.dumps(env.get('versions', {}))}\n\n"
+        f"Code: commit {prov['commit']}, code_sha256 {prov['code_sha256'][:16]} (benchmarks/provenance.py)\n\n"
     )
     m = atomic_write_text(out / f"{name}.md", header + markdown)
     return j, m

@@ -85,3 +85,98 @@ def trained_artifact(tmp_path_factory: pytest.TempPathFactory) -> TrainedArtifac
     pytest.importorskip("torch", reason="fine-tuning needs the 'torch' extra")
     pytest.importorskip("onnxruntime", reason="the fine-tuned artifact's parity check needs 'onnxruntime'")
     return TrainedArtifacts(tmp_path_factory)
+
+
+# -- a real OpenSSH server on 127.0.0.1 and the "device" behind it (tests/sshd.py) ----------------
+
+@pytest.fixture(scope="session")
+def sshd_server(tmp_path_factory: pytest.TempPathFactory):
+    """Debian's sshd with a private config, host key, client key and known_hosts; stopped at the end."""
+    from sshd import ensure_sshd, start_sshd
+
+    if ensure_sshd() is None:
+        reason = "no /usr/sbin/sshd and apt-get could not install openssh-server (not root, or no package index)"
+        print(reason)
+        pytest.skip(reason)
+    server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()
+
+
+#: the remote tests' bench settings (short windows; a fixed seed)
+REMOTE_BENCH = ("--runtime", "onnxruntime", "--precision", "fp32", "--min-duration", "0.3", "--min-iterations", "20",
+                "--warmup", "0.05", "--batch", "1,2", "--seed", "3")
+_INDEX: dict[str, str | None] = {}
+
+
+def index_unreachable() -> str | None:
+    """Why the package index cannot serve onnxruntime (checked with pip itself, once), or None."""
+    import subprocess
+    import sys
+    import tempfile
+
+    if "why" not in _INDEX:
+        try:
+            with tempfile.TemporaryDirectory(prefix="edgekit-index-check-") as tmp:
+                p = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp,
+                                    "onnxruntime", "--only-binary", ":all:"], capture_output=True, text=True,
+                                   timeout=300)
+            _INDEX["why"] = None if p.returncode == 0 else f"pip cannot download onnxruntime: {p.stderr.strip()[-200:]}"
+        except (OSError, subprocess.SubprocessError) as e:
+            _INDEX["why"] = f"pip failed: {e}"
+    return _INDEX["why"]
+
+
+@pytest.fixture(scope="session")
+def device_registry(sshd_server, tmp_path_factory, monkeypatch_session):
+    """EDGEKIT_DEVICES pointing at a file with 'lab' (the loopback device) registered through the CLI."""
+    from click.testing import CliRunner
+
+    from edgekit.cli.main import cli
+
+    reg = tmp_path_factory.mktemp("registry") / "devices.toml"
+    monkeypatch_session.setenv("EDGEKIT_DEVICES", str(reg))
+    work = tmp_path_factory.mktemp("device") / "ek-work"
+    s = sshd_server
+    r = CliRunner().invoke(cli, ["devices", "add", "lab", "--host", f"{s.user}@127.0.0.1:{s.port}",
+                                 "--workdir", str(work), "--ssh-config", str(s.ssh_config),
+                                 "--identity", str(s.client_key), "--known-hosts", str(s.known_hosts)])
+    assert r.exit_code == 0, r.output
+    return reg, work
+
+
+@pytest.fixture(scope="session")
+def monkeypatch_session():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def labelled_artifact(export_artifact):
+    """A small untrained model whose labels are the embedded set's, so accuracy is measured (deterministically)."""
+    from edgekit.data.embedded import embedded_class_names
+
+    names = embedded_class_names()
+    return export_artifact("mobilenetv3_small_100", dynamic_batch=True, img_size=64, num_classes=len(names),
+                           labels=names)
+
+
+@pytest.fixture(scope="session")
+def first_run(device_registry, labelled_artifact, tmp_path_factory):
+    """The first remote bench of the session (it provisions the device): (results JSON, CLI output)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from edgekit.cli.main import cli
+
+    why = index_unreachable()
+    if why:
+        print(why)
+        pytest.skip(why)
+    out = tmp_path_factory.mktemp("remote-run") / "results.json"
+    r = CliRunner().invoke(cli, ["bench", "--device", "lab", *REMOTE_BENCH, "-o", str(out), str(labelled_artifact)])
+    assert r.exit_code == 0, r.output
+    return json.loads(out.read_text()), r.output
+

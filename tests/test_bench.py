@@ -26,7 +26,7 @@ from click.testing import CliRunner
 from edgekit.bench.results import BenchReport, load_report, write_report
 from edgekit.bench.runner import BenchOptions, run_bench
 from edgekit.cli.main import cli
-from edgekit.core.errors import ArtifactError, UsageError
+from edgekit.core.errors import ArtifactError, DataError, UsageError
 from edgekit.core.manifest import MANIFEST_NAME, load_artifact
 
 pytest.importorskip("onnxruntime", reason="edgekit bench tests need the onnxruntime extra")
@@ -127,7 +127,11 @@ def test_ok_rows_carry_latency_throughput_memory_and_what_ran(report, mnv3):
         assert all(p.samples_per_s and p.samples_per_s > 0 for p in r.throughput.points)
         assert r.throughput.points[0].samples_per_s == pytest.approx(lat.throughput)
         assert r.memory.peak_rss_mb >= r.memory.rss_before_mb > 0
-        assert r.runner.threads == 2 if r.runtime == "onnxruntime" else r.runner.threads >= 1
+        # the rule (bench.cell.resolve_threads), not this machine's count: the physical cores this process may use
+        env = report.environment
+        known = [x for x in (env.physical_cores, len(env.affinity) if env.affinity else None) if x]
+        assert r.runner.threads == (max(1, min(known)) if known else 1) if r.runtime == "onnxruntime" \
+            else r.runner.threads >= 1
         assert r.runner.runtime_version and r.executed_precision == r.runner.precision
         assert r.load_ms > 0
         assert r.accuracy is None and "no class labels" in r.accuracy_skipped
@@ -515,6 +519,39 @@ def test_explicit_data_with_unknown_classes_is_an_error(trained, tmp_path):
             Image.new("RGB", (20, 20), (40 * i, 90, 200)).save(tmp_path / "fruit" / cls / f"{i}.png")
     _assert_exit2(_bench("--target", "cpu", str(trained), "--data", str(tmp_path / "fruit"), *FAST),
                   "dataset classes are unknown to the model", "'apple'", "'banana'")
+
+
+def _trained_on_embedded(trained: Path, dst: Path, n_test: int = 100) -> Path:
+    """The linear artifact, with a manifest saying it was trained on the embedded set (recorded splits)."""
+    from edgekit.data import load_embedded
+
+    test = [str(int(i)) for i in load_embedded(split="test").ids[::20][:n_test]]
+    val = [str(int(i)) for i in load_embedded(split="validation").ids[:50]]
+    rec = {"source": "embedded:animals", "test_ids": test, "validation_ids": val}
+    return derive_artifact(trained, dst, manifest_edit=lambda m: dataclasses.replace(
+        m, extra={**m.extra, "dataset": rec}))
+
+
+def test_bench_on_the_training_data_uses_the_recorded_test_split_and_says_so(trained, tmp_path):
+    art = _trained_on_embedded(trained, tmp_path / "on-embedded")
+    rep = run_bench(BenchOptions(target="cpu", artifacts=(art,), runtimes=("ort",), batch_sizes=(1,),
+                                 data="embedded:all", **FAST_KW))
+    r = rep.results[0]
+    assert r.accuracy.n == 100 and r.accuracy.extra["split"].startswith("test")
+    assert rep.dataset["splits"] == ["test (the model's recorded split)"]
+    assert any("recorded test split" in w and "trained on or chose the epoch" in w for w in rep.warnings)
+    # a selection split alone is refused as a result, with the fix; measured only when asked
+    with pytest.raises(DataError, match="none of the model's test images") as exc:
+        run_bench(BenchOptions(target="cpu", artifacts=(art,), runtimes=("ort",), batch_sizes=(1,),
+                               data="embedded:validation", **FAST_KW))
+    assert "--allow-selection-split" in exc.value.one_line()
+    rep = run_bench(BenchOptions(target="cpu", artifacts=(art,), runtimes=("ort",), batch_sizes=(1,),
+                                 data="embedded:validation", selection_splits=True, eval_size=200, **FAST_KW))
+    assert rep.results[0].accuracy.n == 200 and rep.results[0].accuracy.extra["split"].startswith("all")
+    # a model not trained on this data: all of it is held-out
+    rep = run_bench(BenchOptions(target="cpu", artifacts=(trained,), runtimes=("ort",), batch_sizes=(1,),
+                                 eval_size=200, **FAST_KW))
+    assert rep.results[0].accuracy.n == 200 and rep.results[0].accuracy.extra["split"] == "test"
 
 
 def test_imagenet_labels_on_the_embedded_set_skip_accuracy_with_the_reason(trained, tmp_path):

@@ -408,10 +408,10 @@ def _hashes(ds: ArrayDataset) -> set[str]:
 
 def test_embedded_split_disjoint_stratified_deterministic() -> None:
     train, held = load_embedded(split="train"), load_embedded(split="heldout")
-    assert len(train) + len(held) == 10_000
+    assert len(train) + len(load_embedded(split="validation")) + len(held) == 10_000
     assert not set(train.ids.tolist()) & set(held.ids.tolist())
     assert np.bincount(held.labels).tolist() == [200] * 10
-    assert np.bincount(train.labels).tolist() == [800] * 10
+    assert np.bincount(train.labels).tolist() == [700] * 10
     np.testing.assert_array_equal(held.ids, load_embedded(split="heldout").ids)
     assert not _hashes(train) & _hashes(held), "an exact duplicate straddles the split"
     with np.load(EMBEDDED_FILE, allow_pickle=False) as z:
@@ -422,7 +422,23 @@ def test_embedded_split_disjoint_stratified_deterministic() -> None:
     other = load_embedded(split="heldout", seed=1)
     assert np.bincount(other.labels).tolist() == [200] * 10 and not np.array_equal(other.ids, held.ids)
     with pytest.raises(UsageError, match="unknown split"):
-        load_embedded(split="test")
+        load_embedded(split="dev")
+
+
+def test_embedded_three_splits_disjoint_stratified_group_aware() -> None:
+    """train / validation (selects) / test (reports): disjoint, stratified, no duplicate group on two sides."""
+    parts = {s: load_embedded(split=s) for s in ("train", "validation", "test")}
+    assert [len(parts[s]) for s in ("train", "validation", "test")] == [7000, 1000, 2000]
+    assert np.bincount(parts["validation"].labels).tolist() == [100] * 10
+    assert np.bincount(parts["test"].labels).tolist() == [200] * 10
+    np.testing.assert_array_equal(parts["test"].ids, load_embedded(split="heldout").ids)  # the old name
+    ids = [set(p.ids.tolist()) for p in parts.values()]
+    assert len(ids[0] | ids[1] | ids[2]) == 10_000 and not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    with np.load(EMBEDDED_FILE, allow_pickle=False) as z:
+        group = z["group"]
+    g = {s: set(group[p.ids].tolist()) for s, p in parts.items()}
+    assert not (g["train"] & g["validation"] or g["validation"] & g["test"] or g["train"] & g["test"])
+    np.testing.assert_array_equal(parts["validation"].ids, load_embedded(split="validation").ids)
 
 
 def test_split_indices_keeps_groups_together() -> None:
@@ -472,10 +488,12 @@ def test_materialize_full_split(tmp_path: Path) -> None:
 def test_load_dataset_dispatch(tmp_path: Path) -> None:
     assert load_dataset(None).name == "animals:heldout" and len(load_dataset(None)) == 2000
     assert len(load_dataset("embedded")) == 2000
-    assert len(load_dataset("embedded:train")) == 8000
+    assert len(load_dataset("embedded:train")) == 7000
+    assert len(load_dataset("embedded:validation")) == 1000
+    assert len(load_dataset("embedded:test")) == 2000
     assert len(load_dataset("embedded:all")) == 10_000
     with pytest.raises(DataError, match="unknown embedded split"):
-        load_dataset("embedded:test")
+        load_dataset("embedded:dev")
     _tiny(tmp_path / "d" / "k" / "a.png")
     assert isinstance(load_dataset(tmp_path / "d"), ImageFolder)
     assert isinstance(load_dataset(str(tmp_path / "d")), ImageFolder)

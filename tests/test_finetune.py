@@ -212,17 +212,24 @@ def test_trained_model_reaches_real_heldout_accuracy_and_the_artifact_says_how(t
     rec = m.extra["training"]
     assert len(rec["epochs"]) == step.recipe["epochs"] and rec["selected_epoch"] >= 1
     ds_info = m.extra["dataset"]
-    held = load_embedded(split="heldout")
+    held = load_embedded(split="test")
     ids = "\n".join(str(int(i)) for i in held.ids)
     assert ds_info["heldout_ids_sha256"] == hashlib.sha256(ids.encode()).hexdigest()
-    assert ds_info["n_heldout"] == len(held) == 2000 and ds_info["classes"] == list(embedded_class_names())
+    assert ds_info["splits"]["test"]["ids_sha256"] == ds_info["heldout_ids_sha256"]
+    val = load_embedded(split="validation")
+    assert ds_info["splits"]["validation"]["ids_sha256"] == hashlib.sha256(
+        "\n".join(str(int(i)) for i in val.ids).encode()).hexdigest()
+    assert ds_info["n_heldout"] == ds_info["n_test"] == len(held) == 2000 and ds_info["n_validation"] == 1000
+    assert ds_info["classes"] == list(embedded_class_names())
+    # the epoch was chosen on validation; the test top-1 (reported) chose nothing
+    assert 0 < ds_info["test_top1"] <= 1 and ds_info["validation_top1"] == rec["heldout_top1"]
     # accuracy, measured again from the ONNX file alone on all 2,000 held-out images
     top1 = _onnx_heldout_top1(out)
     assert top1 >= HELDOUT_FLOOR, f"held-out top-1 {top1:.3f} below the measured floor {HELDOUT_FLOOR}"
-    assert abs(top1 - rec["heldout_top1"]) <= 0.005  # the record is what the exported model does
+    assert abs(top1 - ds_info["test_top1"]) <= 0.005  # the record is what the exported model does
 
 
-def test_heldout_split_of_a_folder_is_stratified_disjoint_deterministic_and_duplicate_aware(tmp_path):
+def test_three_splits_of_a_folder_are_stratified_disjoint_deterministic_and_duplicate_aware(tmp_path):
     from edgekit.optimize.train.splits import prepare
 
     root = materialize_imagefolder(tmp_path / "imgs", split="train", per_class=10, seed=0)
@@ -231,27 +238,34 @@ def test_heldout_split_of_a_folder_is_stratified_disjoint_deterministic_and_dupl
     for k in range(3):
         shutil.copy(bear[0], root / "Bear" / f"copy{k}.png")
     spec = get_model(MODEL).preprocess.with_input_size(32)
-    a = prepare(root, spec, val_split=0.3, seed=5)
-    b = prepare(root, spec, val_split=0.3, seed=5)
-    c = prepare(root, spec, val_split=0.3, seed=6)
-    assert set(a.train.ids).isdisjoint(a.heldout.ids)
-    assert len(a.train) + len(a.heldout) == 103
-    assert a.info["heldout_ids"] == list(a.heldout.ids) == list(b.heldout.ids)
+    a = prepare(root, spec, val_split=0.2, test_split=0.3, seed=5)
+    b = prepare(root, spec, val_split=0.2, test_split=0.3, seed=5)
+    c = prepare(root, spec, val_split=0.2, test_split=0.3, seed=6)
+    tr, va, te = set(a.train.ids), set(a.validation.ids), set(a.test.ids)
+    assert not (tr & va or tr & te or va & te) and len(tr) + len(va) + len(te) == 103
+    assert a.info["test_ids"] == a.info["heldout_ids"] == list(a.test.ids) == list(b.test.ids)
+    assert a.info["validation_ids"] == list(a.validation.ids) == list(b.validation.ids)
+    for name, cache in (("train", a.train), ("validation", a.validation), ("test", a.test)):
+        assert a.info["splits"][name]["ids_sha256"] == hashlib.sha256("\n".join(cache.ids).encode()).hexdigest()
     assert a.info["fingerprint"] == b.info["fingerprint"] != c.info["fingerprint"]
-    counts = np.bincount(a.heldout.labels, minlength=10)
-    assert counts.min() >= 2 and counts.max() <= 5  # about 30% of each class
+    t_counts = np.bincount(a.test.labels, minlength=10)
+    v_counts = np.bincount(a.validation.labels, minlength=10)
+    assert t_counts.min() >= 2 and t_counts.max() <= 5 and v_counts.min() >= 1 and v_counts.max() <= 4
     group = {bear[0].relative_to(root).as_posix()} | {f"Bear/copy{k}.png" for k in range(3)}
-    assert group <= set(a.train.ids) or group <= set(a.heldout.ids)
+    assert group <= tr or group <= va or group <= te
+    with pytest.raises(UsageError, match="leave nothing to train on"):
+        prepare(root, spec, val_split=0.5, test_split=0.5)
 
 
-def test_embedded_heldout_split_is_never_trained_on():
+def test_embedded_validation_and_test_splits_are_never_trained_on():
     from edgekit.optimize.train.splits import prepare
 
     spec = get_model(MODEL).preprocess.with_input_size(16)
     d = prepare("embedded", spec, train_limit=500, val_split=0.5)  # --val-split is ignored for the embedded set
-    held = load_embedded(split="heldout")
-    assert set(d.heldout.ids) == {str(int(i)) for i in held.ids}
-    assert set(d.train.ids).isdisjoint(d.heldout.ids) and len(d.train) == 500
+    assert set(d.test.ids) == {str(int(i)) for i in load_embedded(split="test").ids}
+    assert set(d.validation.ids) == {str(int(i)) for i in load_embedded(split="validation").ids}
+    assert set(d.train.ids).isdisjoint(d.test.ids) and set(d.train.ids).isdisjoint(d.validation.ids)
+    assert len(d.train) == 500
 
 
 @pytest.mark.slow
@@ -328,11 +342,13 @@ def test_cli_trains_a_folder_and_prints_json(tmp_path):
     out = tmp_path / "out"
     r = CliRunner().invoke(cli, ["finetune", "--model", MODEL, "--data", str(root), "--weights", "none",
                                  "--epochs", "1", "--img-size", "32", "--batch-size", "8", "--val-split", "0.25",
+                                 "--test-split", "0.25",
                                  "--threads", "1", "--json", "-o", str(out)])
     assert r.exit_code == 0, r.output
     res = json.loads(r.output)
     assert res["dataset"]["classes"] == ["Bear", "Bird", "Cat"] and res["dataset"]["n_heldout"] == 6
-    assert res["dataset"]["split"] == {"kind": "stratified", "val_split": 0.25, "seed": 0,
+    assert res["dataset"]["n_validation"] == 6 and res["test_top1"] is not None
+    assert res["dataset"]["split"] == {"kind": "stratified", "val_split": 0.25, "test_split": 0.25, "seed": 0,
                                        "duplicates": "exact duplicates kept on one side (0 duplicate images found)"}
     m = load_artifact(out).manifest
     assert m.labels == ("Bear", "Bird", "Cat") and m.extra["dataset"]["heldout_ids"] == res["dataset"]["heldout_ids"]
@@ -355,8 +371,9 @@ def test_cli_draws_epoch_bars_on_a_terminal_and_prints_the_table(tmp_path, monke
                                  "-o", str(out)])
     assert r.exit_code == 0, r.output
     bars = term.getvalue()
-    assert "epoch 1/2" in bars and "epoch 2/2 held-out" in bars and "exporting to ONNX" in bars
-    assert "held-out top-1" in r.output and r.output.count(" epoch ") == 2 and str(out) in r.output
+    assert "epoch 1/2" in bars and "epoch 2/2 validation" in bars and "exporting to ONNX" in bars
+    assert "test top-1" in r.output and "validation" in r.output and r.output.count(" epoch ") == 2
+    assert str(out) in r.output
     quiet = CliRunner().invoke(cli, ["-q", "finetune", "-m", MODEL, "--weights", "none", "--epochs", "1",
                                      "--img-size", "32", "--train-limit", "32", "--batch-size", "16", "--threads", "1",
                                      "-o", str(tmp_path / "q")])
@@ -369,11 +386,12 @@ def test_cli_draws_epoch_bars_on_a_terminal_and_prints_the_table(tmp_path, monke
         (["--model", "mobilenetv9"], "unknown model 'mobilenetv9'; did you mean"),
         (["--model", MODEL, "--val-split", "0"], "--val-split must be strictly between 0 and 1"),
         (["--model", MODEL, "--val-split", "1.5"], "--val-split must be strictly between 0 and 1"),
+        (["--model", MODEL, "--val-split", "0.5", "--test-split", "0.5"], "leave nothing to train on"),
         (["--model", MODEL, "--weights", "none", "--freeze-backbone"], "would freeze randomly initialized layers"),
         (["--model", MODEL, "--weights", "none", "--unfreeze-from", "blocks.3"], "would freeze randomly"),
         (["--model", MODEL, "--freeze-backbone", "--unfreeze-from", "blocks.3"], "exclude each other"),
         (["--model", MODEL, "--epochs", "0"], "--epochs must be a positive integer"),
-        (["--model", MODEL, "--weights", "none", "--data", "embedded:heldout"], "holds out its held-out split"),
+        (["--model", MODEL, "--weights", "none", "--data", "embedded:heldout"], "own train / validation / test splits"),
         (["--model", MODEL, "--weights", "none", "--data", "/nonexistent/imgs"], "does not exist"),
     ],
 )
@@ -420,8 +438,8 @@ def test_unreadable_images_are_skipped_and_recorded(tmp_path):
     root = materialize_imagefolder(tmp_path / "imgs", split="train", per_class=4, seed=0)
     (root / "Cat" / "broken.png").write_bytes(b"not a png")
     d = prepare(root, get_model(MODEL).preprocess.with_input_size(16), val_split=0.25, seed=0)
-    assert d.info["skipped"] == 1 and len(d.train) + len(d.heldout) == 40
-    assert "Cat/broken.png" not in set(d.train.ids) | set(d.heldout.ids)
+    assert d.info["skipped"] == 1 and len(d.train) + len(d.validation) + len(d.test) == 40
+    assert "Cat/broken.png" not in set(d.train.ids) | set(d.validation.ids) | set(d.test.ids)
     bad = tmp_path / "bad" / "A"
     bad.mkdir(parents=True)
     for k in range(3):

@@ -509,3 +509,68 @@ def test_row_unsupported_on_other_hardware_is_skipped_not_failed():
     assert not same.passed and check(same, "status").outcome == "fail"
     broken = dataclasses.replace(now, status="error")
     assert not run_gate(report(broken, cpu="AMD EPYC 7763 64-Core Processor"), baseline_from_report(base)).passed
+
+
+# --------------------------------------------------------------------------- latency ratio within a run
+
+
+def _pair(fp32_ms: float, int8_ms: float, *, seed: int, cpu: str = "Intel(R) Xeon(R) Platinum 8480+") -> BenchReport:
+    return report(row(pred=None, labels=LAB, lat=latency(fp32_ms, 0.02, seed=seed), precision="fp32",
+                      artifact="mnv3-fp32"),
+                  row(pred=None, labels=LAB, lat=latency(int8_ms, 0.02, seed=seed + 1)), cpu=cpu)
+
+
+def test_latency_ratio_to_fp32_of_the_same_run_cancels_the_machine_and_catches_a_slower_int8():
+    base = _pair(10.0, 5.0, seed=1)  # INT8 at 0.50 of FP32
+    opts = GateOptions(max_ratio_increase_pct=10)
+    # a machine twice as slow: both rows slower, the ratio unchanged -> passes (the absolute latency would not)
+    slow_machine = gate_reports(_pair(20.0, 10.0, seed=3), base, options=opts)
+    c = check(slow_machine, "latency-ratio.p50", row="mobilenetv3/onnxruntime:cpu/int8")
+    assert c.passed and c.outcome == "pass" and c.current == pytest.approx(0.5, rel=0.02)
+    # INT8 lost its speed-up (0.50 -> 0.80 of FP32) on the same machine speed: fails, beyond the noise
+    lost = gate_reports(_pair(10.0, 8.0, seed=3), base, options=opts)
+    c = check(lost, "latency-ratio.p50", row="mobilenetv3/onnxruntime:cpu/int8")
+    assert not c.passed and c.outcome == "fail" and c.change == pytest.approx(60, abs=3)
+    assert not lost.passed
+    # and on a twice-faster machine the same loss still fails: the machine cancels, the regression does not
+    faster = gate_reports(_pair(5.0, 4.0, seed=3, cpu="AMD EPYC 7763"), base, options=opts)
+    assert check(faster, "latency-ratio.p50", row="mobilenetv3/onnxruntime:cpu/int8").outcome == "fail"
+    # inside the recorded noise: a 12 % increase with noisy runs (CV 10 %) is within noise, not a failure
+    noisy_base = report(row(pred=None, labels=LAB, lat=latency(10.0, 0.10, seed=1), precision="fp32",
+                            artifact="mnv3-fp32"), row(pred=None, labels=LAB, lat=latency(5.0, 0.10, seed=2)))
+    noisy_cur = report(row(pred=None, labels=LAB, lat=latency(10.0, 0.10, seed=3), precision="fp32",
+                           artifact="mnv3-fp32"), row(pred=None, labels=LAB, lat=latency(5.6, 0.10, seed=4)))
+    c = check(gate_reports(noisy_cur, noisy_base, options=opts), "latency-ratio.p50",
+              row="mobilenetv3/onnxruntime:cpu/int8")
+    assert c.passed and c.outcome == "within-noise"
+    # the FP32 row itself has no ratio check, and without the option nothing is added
+    assert not [x for x in lost.checks if x.name.startswith("latency-ratio") and "fp32" in x.row]
+    assert not [x for x in gate_reports(_pair(10.0, 8.0, seed=3), base).checks if x.name.startswith("latency-ratio")]
+
+
+def test_cli_max_ratio_increase(tmp_path):
+    base = tmp_path / "base.json"
+    write_report(_pair(10.0, 5.0, seed=1), tmp_path / "b.json")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["gate", str(tmp_path / "b.json"), "--baseline", str(base),
+                               "--update-baseline"]).exit_code == 0
+    write_report(_pair(10.0, 8.0, seed=3), tmp_path / "c.json")
+    r = runner.invoke(cli, ["gate", str(tmp_path / "c.json"), "--baseline", str(base), "--max-ratio-increase", "10"])
+    assert r.exit_code == 1, r.output
+    assert "ratio" in r.output
+
+
+def test_fp16_is_planned_and_gated_on_the_cpu_target():
+    """FP16 is gated wherever it runs: an FP16 ONNX artifact gets an ONNX Runtime row on the cpu target (it runs
+    there), not a 'target does not list fp16' skip that no gate ever looks at."""
+    from edgekit.bench.plan import plan_cells
+    from edgekit.core.manifest import Manifest, WeightsInfo
+    from edgekit.core.specs import PreprocessSpec, TensorSpec
+    from edgekit.core.targets import load_target
+
+    m = Manifest(model="m", family="mobilenetv3", source="timm:m", num_classes=10, weights=WeightsInfo("none"),
+                 inputs=(TensorSpec("input", (1, 3, 16, 16)),), outputs=(TensorSpec("logits", (1, 10)),),
+                 preprocess=PreprocessSpec(input_size=(16, 16)), precision="fp16")
+    cells = plan_cells([m], load_target("cpu"), runtimes=("onnxruntime",))
+    fp16 = [c for c in cells if c.precision == "fp16"]
+    assert fp16 and all(c.reason is None for c in fp16), cells

@@ -157,3 +157,50 @@ def test_too_small_eval_set_is_inconclusive_with_the_reason(trained: Path, int8:
     code, doc, _ = gate(str(res), "--baseline", str(tmp_path / "small-baseline.json"), "--against", "fp32",
                         "--max-top1-drop", "1", "--inconclusive", "fail", "--json")
     assert code == 1 and not accuracy_check(doc, "int8")["passed"]
+
+
+def _scale_damage(int8: Path, out: Path, rel: float, *, seed: int = 0) -> Path:
+    """Copy ``int8`` with every weight DequantizeLinear scale off by ``rel`` (each element x (1 +- rel), seeded
+    signs): a plausible bug (a rounding or per-channel axis slip), not a catastrophe."""
+    import onnx
+    from onnx import numpy_helper
+
+    shutil.copytree(int8, out)
+    art = load_artifact(out)
+    model = onnx.load(str(art.model_path))
+    inits = {i.name: i for i in model.graph.initializer}
+    rng = np.random.default_rng(seed)
+    for n in model.graph.node:
+        if n.op_type == "DequantizeLinear" and n.input[0] in inits and \
+                numpy_helper.to_array(inits[n.input[0]]).ndim == 4:
+            scale = inits[n.input[1]]
+            arr = numpy_helper.to_array(scale).astype(np.float32)
+            sign = rng.choice([-1.0, 1.0], size=arr.shape).astype(np.float32)
+            scale.CopyFrom(numpy_helper.from_array((arr * (1 + rel * sign)).astype(arr.dtype), scale.name))
+    onnx.save(model, str(art.model_path))
+    art.manifest.with_files(out).write(out)
+    return out
+
+
+#: the CI's INT8-vs-FP32 rule (the embedded default's own [gate], run by .ci/run): 1 point against FP32 of the same
+#: run, an inconclusive verdict judged by the observed drop
+CI_BUDGET = "1"
+
+
+def test_mid_size_damage_fails_the_gate_and_a_faithful_model_passes(results: dict[str, Path], int8: Path,
+                                                                      tmp_path: Path) -> None:
+    """INT8 weight scales off by a few percent cost 1.5-4 points: the gate must fail that, not only a catastrophe,
+    while the faithful INT8 passes under the same rule."""
+    args = ("--baseline", str(results["baseline"]), "--against", "fp32", "--max-top1-drop", CI_BUDGET, "--json")
+    code, doc, out = gate(str(results["results"]), *args)
+    assert code == 0 and accuracy_check(doc, "int8")["passed"], out
+    drop, code, rel = 0.0, 0, 0.0
+    for rel in (0.02, 0.03, 0.04, 0.06, 0.08, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3, 0.4):
+        dmg = _scale_damage(int8, tmp_path / f"int8-off-{rel:g}", rel)
+        code, doc, out = gate(str(bench([dmg], tmp_path / f"off-{rel:g}.json")), *args)
+        drop = accuracy_check(doc, "int8")["details"]["drop_pts"]
+        if drop >= 1.5:
+            break
+    assert 1.5 <= drop <= 4.0, f"scales off by {rel:.0%} gave a {drop:.2f} pt drop: the step is too coarse"
+    acc = accuracy_check(doc, "int8")
+    assert code == 1 and not acc["passed"], f"a {drop:.2f} pt drop (scales off by {rel:.0%}) passed: {acc['message']}"

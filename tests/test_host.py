@@ -124,3 +124,25 @@ def test_the_probe_runs_as_a_standalone_script(tmp_path):
     facts = HostFacts.from_json(json.loads(line.split(" ", 1)[1]))
     assert facts.extra["modules"] == {"json": True, "no_such_module_xyz": False}
     assert facts.python == ".".join(map(str, sys.version_info[:3])) and facts.disk_path == str(tmp_path)
+
+
+def test_device_env_takes_only_the_extras_the_profile_needs():
+    from edgekit.core.targets import load_target
+    from edgekit.remote.provision import plan_env
+
+    orin = load_target("jetson-orin-nano")
+    plan = plan_env(orin, None)
+    assert plan.system_site_packages and "tensorrt" not in plan.extras and "onnxruntime" in plan.extras
+    assert plan_env(orin, ("trt",)).extras == () and plan_env(orin, ("trt",)).system_site_packages
+    cpu = load_target("cpu")
+    assert plan_env(cpu, ("ort",)).extras == ("onnxruntime",) and not plan_env(cpu, ("ort",)).system_site_packages
+    assert plan_env(cpu, None).extras == ("onnxruntime", "openvino")
+
+
+def test_the_probe_parses_as_python_3_8():
+    """JetPack 5's system Python is 3.8: the probe must run there to report it as too old."""
+    import ast
+
+    ast.parse(Path(host.__file__).read_text(), feature_version=(3, 8))
+    agent = Path(host.__file__).parents[1] / "remote" / "agent.py"
+    ast.parse(agent.read_text(), feature_version=(3, 10))  # the agent runs in the provisioned venv (>= 3.10)

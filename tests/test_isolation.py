@@ -23,7 +23,11 @@ DEVICE_MODULES = [
     "edgekit.data.imagefolder",
     "edgekit.data.preprocess",
     "edgekit.data.sampling",
+    "edgekit.data.recorded",
     "edgekit.bench",
+    "edgekit.bench.budget",
+    "edgekit.gate.ratio",
+    "edgekit.gate.canary",
     "edgekit.graph.profile",
     "edgekit.zoo.registry",
     "edgekit.cli.main",
@@ -51,13 +55,14 @@ DEVICE_MODULES = [
     "edgekit.bench.hosting",
     "edgekit.report.speed",
     "edgekit.zoo.hub",
+    "edgekit.cli.devices",
 ]
 
 #: every module of the runtime backends and of the engine builder, found on disk: a new backend is covered
 _PKG = Path(__file__).resolve().parents[1] / "edgekit"
 DEVICE_MODULES += sorted(
     ".".join(("edgekit", *f.relative_to(_PKG).with_suffix("").parts)).removesuffix(".__init__")
-    for sub in ("runtime", "engines", "telemetry")
+    for sub in ("runtime", "engines", "telemetry", "remote")
     for f in (_PKG / sub).rglob("*.py")
 )
 

@@ -667,3 +667,18 @@ def test_every_cache_follows_one_root(monkeypatch, tmp_path):
     assert {f() for f in resolvers} == {tmp_path / "alias"}
     monkeypatch.setenv("EDGEKIT_CACHE", str(tmp_path / "main"))
     assert {f() for f in resolvers} == {tmp_path / "main"}
+
+
+def test_an_artifact_left_by_a_failed_check_is_set_aside_never_a_cache_hit(tmp_path):
+    """quantize/prune keep an artifact whose accuracy verdict failed (marked failed, exit 1); in a pipeline it must
+    not sit at the step's cache path, where the next run would take it as done."""
+    from edgekit.pipeline.run import _set_aside
+
+    step = tmp_path / "cache" / "quantize-abc"
+    step.mkdir(parents=True)
+    (step / "edgekit.json").write_text("{}")
+    kept = _set_aside(step)
+    assert kept == tmp_path / "cache" / "quantize-abc.failed" and (kept / "edgekit.json").is_file()
+    assert not step.exists() and _set_aside(step) is None
+    step.mkdir()
+    assert _set_aside(step) == kept and not step.exists()  # an older failed one is replaced

@@ -278,6 +278,12 @@ def test_ratio_outside_0_1_is_refused_before_any_work(tmp_path):
     res = runner.invoke(cli, ["prune", "squeezenet1_1", "--ratio", "0.3", "--target", "jetson-orin-nano",
                               "-o", str(tmp_path / "o")])
     assert res.exit_code == 2 and "this host only" in res.output
+    # the accuracy check needs labelled data; a budget without it is refused, not ignored
+    res = runner.invoke(cli, ["prune", "squeezenet1_1", "--ratio", "0.3", "--max-drop", "1", "-o", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "--max-drop needs --finetune" in res.output
+    res = runner.invoke(cli, ["prune", "squeezenet1_1", "--ratio", "0.3", "--finetune", "embedded", "--max-drop", "1",
+                              "--confidence", "1.2", "-o", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "--confidence" in res.output
     assert not (tmp_path / "out").exists() and not (tmp_path / "o").exists()
 
 
@@ -411,10 +417,24 @@ def test_qdq_graph_is_refused_even_when_the_manifest_says_fp32(tmp_path):
 @pytest.mark.slow
 def test_recovery_with_distillation_improves_heldout_accuracy(trained_artifact, tmp_path):
     """conftest's trained model (mobilenetv3_small_100, 32 px, trained on the embedded set), pruned hard."""
+    from edgekit.core.errors import CheckFailed
     from edgekit.optimize.prune.prune import PruneOptions, prune
 
-    res = prune(PruneOptions(source=trained_artifact.path, output=tmp_path / "rec", ratio=0.5, finetune="embedded",
-                             epochs=2, train_limit=3000, threads=2, **FAST_BENCH))
+    out = tmp_path / "rec"
+    try:
+        res = prune(PruneOptions(source=trained_artifact.path, output=out, ratio=0.5, finetune="embedded",
+                                 epochs=2, train_limit=3000, threads=2, **FAST_BENCH))
+        raised = None
+    except CheckFailed as e:  # the accuracy check failed: the artifact is kept and says so
+        raised, res = e, None
+    acc = load_artifact(out).manifest.extra["prune"]["accuracy"]
+    # the rule, not this machine's numbers: a drop the test split confirms over the 1 pt default budget fails
+    confirmed = acc["test"]["ci_pts"][0] > acc["budget_pts"]
+    assert acc["verdict"] == ("failed" if confirmed else "passed") and (raised is not None) == confirmed
+    assert acc["n_test"] == 2000 and acc["test"]["n"] == 2000  # the embedded test split, not validation
+    if raised is not None:
+        assert raised.exit_code == 1 and "test split" in raised.message
+        return
     rec = res.recovery
     assert rec is not None and rec.distill and rec.record.teacher
     assert rec.same_split_as_parent is True  # the parent's own split: its held-out images stay held out

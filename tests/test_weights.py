@@ -241,6 +241,12 @@ def test_imagenet_offline_error_and_prefilled_caches(tmp_path):
     torch_home, hf_home = tmp_path / "torch", tmp_path / "hf"
     env = dict(os.environ, HF_HUB_OFFLINE="1", TORCH_HOME=str(torch_home), HF_HOME=str(hf_home))
     env.pop("HF_HUB_CACHE", None)
+    # the hubs must be unreachable for this test whatever the machine's network: every download goes through a
+    # proxy on a closed local port (a reachable hub would otherwise download and turn the test into a failure)
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        env[var] = "http://127.0.0.1:9"
+    for var in ("no_proxy", "NO_PROXY"):
+        env.pop(var, None)
     proc = subprocess.run(
         [sys.executable, "-c", _HUB_SCRIPT, str(torch_home), str(hf_home)],
         env=env, capture_output=True, text=True, timeout=300,

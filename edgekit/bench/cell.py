@@ -165,7 +165,7 @@ def evaluate(runner: Runner, ev: EvalSet, *, in_name: str, out_name: str, batch:
     names = class_names if class_names is not None and len(class_names) == z.shape[1] else None
     acc = compute_accuracy(z, np.concatenate(labels), class_names=names)
     used = np.concatenate(ids)
-    extra = {"eval_key": ev.key, "dataset": ev.dataset.name, "n_eval_asked": int(n_total),
+    extra = {"eval_key": ev.key, "dataset": ev.dataset.name, "split": ev.split, "n_eval_asked": int(n_total),
              "n_unreadable": int(n_total - len(used)), "batch": int(batch)}
     return dataclasses.replace(acc, extra=extra)
 

@@ -11,6 +11,13 @@
   a model whose labels do not match (an ImageNet model on the animals) is
   evaluated on nothing and the row says why. Preprocessed eval images are kept
   in memory when they fit in ``max_preload_bytes``, else read per batch.
+* **Which split**: given the data an artifact was trained on (its manifest's
+  ``extra.dataset``), the eval set is the artifact's recorded **test** split
+  (:mod:`edgekit.data.recorded`), and a warning says so: the other images were
+  trained on or chose the epoch. A dataset with none of its test images (a
+  selection split such as ``embedded:validation``) is refused unless
+  ``selection_splits`` is set (``--allow-selection-split``). Each accuracy
+  records its split in ``extra["split"]``.
 
 Numpy, Pillow and edgekit.data only.
 """
@@ -49,6 +56,7 @@ class EvalSet:
     spec: PreprocessSpec
     mapping: np.ndarray  # dataset class -> model output index
     key: str  # identifies (dataset, indices, preprocessing): results with equal keys saw the same images
+    split: str = "held-out"  # which split the images are: test (recorded), held-out, or all (as asked)
     x: np.ndarray | None = None  # preloaded (N, C, H, W) float32, or None to stream
     y: np.ndarray | None = None
     ids: np.ndarray | None = None
@@ -79,7 +87,8 @@ class DataSource:
 
     def __init__(self, data: str | Path | None, *, seed: int = 0, latency_samples: int = MIN_DISTINCT_SAMPLES,
                  eval_size: int | None = None, accuracy: bool = True,
-                 max_preload_bytes: int = DEFAULT_MAX_PRELOAD_BYTES) -> None:
+                 max_preload_bytes: int = DEFAULT_MAX_PRELOAD_BYTES, selection_splits: bool = False) -> None:
+        self.selection_splits = selection_splits
         self.explicit = data is not None
         self.data = data
         self.dataset = load_dataset(data if data is not None else "embedded")
@@ -94,7 +103,9 @@ class DataSource:
         self.pool_indices = calibration_indices(self.dataset.labels, min(latency_samples, len(self.dataset)),
                                                 seed=seed)
         self._pools: dict[str, np.ndarray] = {}
-        self._evals: dict[tuple[str, bytes], EvalSet] = {}
+        self._evals: dict[tuple[str, bytes, bytes], EvalSet] = {}
+        self._splits: dict[str, tuple[np.ndarray, str]] = {}
+        self.used_splits: set[str] = set()
         self.warnings: list[str] = []
         if len(self.pool_indices) < MIN_DISTINCT_SAMPLES:
             self._warn(f"the latency sample pool has only {len(self.pool_indices)} distinct images "
@@ -108,7 +119,8 @@ class DataSource:
     def info(self) -> dict[str, Any]:
         ds = self.dataset
         return {
-            "name": ds.name, "source": str(self.data) if self.explicit else "embedded (held-out split)",
+            "name": ds.name, "source": str(self.data) if self.explicit else "embedded (test split)",
+            "splits": sorted(self.used_splits),
             "explicit": self.explicit, "n_images": len(ds), "classes": list(ds.classes),
             "eval_n": int(len(self.eval_indices)), "eval_size_asked": self.eval_size,
             "latency_pool_n": int(len(self.pool_indices)), "seed": self.seed,
@@ -146,17 +158,51 @@ class DataSource:
                             f"{manifest.num_classes} outputs", hint="re-export the artifact")
         return mapping, None
 
-    def _eval(self, spec: PreprocessSpec, mapping: np.ndarray) -> EvalSet:
-        k = (_spec_key(spec), mapping.tobytes())
+    def eval_split(self, manifest: Manifest, artifact_name: str) -> tuple[np.ndarray, str]:
+        """(eval indices, split name) for one artifact: its recorded test split when this is its training data."""
+        from edgekit.data.recorded import split_rows, trained_on
+
+        rec = manifest.extra.get("dataset")
+        spec = self.data if self.explicit else "embedded"
+        if not trained_on(rec, spec):
+            return self.eval_indices, "held-out (not the model's training data)" if self.explicit else "test"
+        k = json.dumps(rec, sort_keys=True, default=str)
+        if k in self._splits:
+            return self._splits[k]
+        ds = self.dataset
+        if self.selection_splits:
+            self._warn(f"{artifact_name}: evaluating on all of {ds.name} as asked (--allow-selection-split): its "
+                       "training and validation images are included, so accuracy is optimistic")
+            self._splits[k] = (self.eval_indices, "all (selection splits included, as asked)")
+            return self._splits[k]
+        test = split_rows(ds, rec, spec, seed=self.seed)["test"]
+        if test.size == 0:
+            raise DataError(
+                f"{artifact_name}: {ds.name} holds none of the model's test images: every image was trained on or "
+                "chose the epoch (a selection split), and is not reported as a result",
+                hint="bench on the data the model was trained on (its recorded test split is used) or on other "
+                     "held-out images; --allow-selection-split measures it anyway")
+        n = self.eval_size
+        idx = test[evaluation_indices(ds.labels[test], None if n is None or n >= test.size else n, seed=self.seed)]
+        if idx.size != self.eval_indices.size or not np.array_equal(idx, self.eval_indices):
+            self._warn(f"{artifact_name}: evaluating on its recorded test split of {ds.name} ({idx.size} images): "
+                       f"its other {len(ds) - test.size} images were trained on or chose the epoch")
+        self._splits[k] = (idx, "test (the model's recorded split)")
+        return self._splits[k]
+
+    def _eval(self, spec: PreprocessSpec, mapping: np.ndarray, idx: np.ndarray | None = None,
+              split: str = "held-out") -> EvalSet:
+        idx = self.eval_indices if idx is None else idx
+        k = (_spec_key(spec), mapping.tobytes(), np.asarray(idx, dtype=np.int64).tobytes())
         if k in self._evals:
             return self._evals[k]
         self._evals.clear()
-        ds, idx = self.dataset, self.eval_indices
+        ds = self.dataset
         h = hashlib.sha256()
         h.update(f"{ds.name}|{len(ds)}|{'|'.join(ds.classes)}|{k[0]}".encode())
         h.update(np.asarray(idx, dtype=np.int64).tobytes())
         h.update(mapping.tobytes())
-        ev = EvalSet(dataset=ds, indices=idx, spec=spec, mapping=mapping, key=h.hexdigest()[:16])
+        ev = EvalSet(dataset=ds, indices=idx, spec=spec, mapping=mapping, key=h.hexdigest()[:16], split=split)
         nbytes = len(idx) * 3 * spec.input_size[0] * spec.input_size[1] * 4
         if nbytes <= self.max_preload_bytes:
             xs, ys, ids = [], [], []
@@ -176,7 +222,11 @@ class DataSource:
         dtype = np.dtype(input_dtype)
         samples = [{input_name: np.ascontiguousarray(pool[i:i + 1].astype(dtype, copy=False))}
                    for i in range(len(pool))]
-        ev = self._eval(manifest.preprocess, mapping) if mapping is not None else None
+        ev = None
+        if mapping is not None:
+            idx, split = self.eval_split(manifest, artifact_name)
+            self.used_splits.add(split)
+            ev = self._eval(manifest.preprocess, mapping, idx, split)
         if ev is not None and len(ev.indices) < 100:
             self._warn(f"only {len(ev.indices)} eval images: accuracy differences below several points cannot be "
                        "resolved (see the paired CI)")

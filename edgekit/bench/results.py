@@ -35,6 +35,7 @@ SCHEMA_VERSION = 1
 #: while the device throttled (a thermal trip, an over-current event, a throttle bit: not a valid number); not
 #: measured because its device failed, disappeared or timed out during a sweep (never retried within the run)
 STATUSES = ("ok", "unsupported", "skipped", "error", "throttled", "invalid")
+FAILED_STATUSES = ("error", "invalid")
 _MB = 1024 * 1024
 
 
@@ -247,7 +248,7 @@ class BenchReport:
 
     @property
     def failed(self) -> list[BenchResult]:
-        return [r for r in self.results if r.status == "error"]
+        return [r for r in self.results if r.status in FAILED_STATUSES]
 
     def to_json(self) -> dict[str, Any]:
         arts = {a.name: a for a in self.artifacts}

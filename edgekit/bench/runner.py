@@ -88,6 +88,8 @@ class BenchOptions:
     batch_sizes: tuple[int, ...] | None = None  # the throughput sweep; None: the target's
     data: str | os.PathLike[str] | None = None  # None: the embedded held-out set, accuracy only if labels match
     accuracy: bool = True
+    #: evaluate on every image of --data even when some trained or selected the model (never by default)
+    selection_splits: bool = False
     eval_size: int | None = None  # None: the whole eval set
     tier: str = "ci"
     min_duration_s: float | None = None
@@ -257,9 +259,11 @@ def run_bench(options: BenchOptions, *, progress: Progress | None = None) -> Ben
         if artifact_format(a.manifest) == "onnx":
             _check_onnx_inputs(a, name)
     source = DataSource(options.data, seed=options.seed, latency_samples=options.latency_samples,
-                        eval_size=eval_size, accuracy=options.accuracy)
+                        eval_size=eval_size, accuracy=options.accuracy,
+                        selection_splits=options.selection_splits)
     for a, n in zip(artifacts, names):
-        source.check(a.manifest, n)  # a --data whose classes the model does not know fails here
+        if source.check(a.manifest, n)[0] is not None:  # a --data whose classes the model does not know fails here
+            source.eval_split(a.manifest, n)  # and one that holds only images that trained or selected it
     report("capturing the environment", 0.0)
     env = capture_environment()
     warnings = [placement.note] if placement.note else list(_arch_warnings(target, env))

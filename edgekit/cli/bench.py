@@ -3,6 +3,7 @@ for artifact paths; ``--model`` exports first and needs the torch extra)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,6 +48,16 @@ def _check_output_file(path: Path | None, flag: str) -> None:
 @contextmanager
 def _progress(enabled: bool) -> Iterator[Any]:
     """A rich progress bar on stderr, or a no-op callback when not a TTY / --quiet / --json."""
+    if enabled and os.environ.get("EDGEKIT_PROGRESS") == "lines":  # a remote bench streams these to the host
+        last: list[str] = []
+
+        def line(what: str, frac: float) -> None:
+            if not last or last[0] != what:
+                last[:] = [what]
+                print(f"progress {frac * 100:3.0f}% {what}", file=sys.stderr, flush=True)
+
+        yield line
+        return
     if not enabled or ui.quiet() or not ui.stderr.is_terminal:
         yield lambda what, frac: None
         return
@@ -64,7 +75,13 @@ def _progress(enabled: bool) -> Iterator[Any]:
 
 @click.command("bench")
 @click.argument("artifacts", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--target", "-t", required=True, help="Built-in target name, 'jetson', or a .toml profile path.")
+@click.option("--target", "-t", default=None, help="Built-in target name, 'jetson', or a .toml profile path (with --device: default the device's).")
+@click.option("--device", "-d", default=None, help="Run on this registered device over SSH (see 'edgekit devices').")
+@click.option("--host", "ssh_host", default=None, help="Run on [USER@]HOST[:PORT] over SSH without registering it (one-off).")
+@click.option("--accept-new-host-key", is_flag=True, help="With --device/--host: trust a first-seen host key (OpenSSH accept-new); a changed key is always refused.")
+@click.option("--timeout", "remote_timeout", type=float, default=None, help="With --device/--host: wall-clock limit of the bench on the device in seconds (default 3600).")
+@click.option("--wheelhouse", type=click.Path(path_type=Path, file_okay=False), default=None, help="With --device/--host: a directory of wheels for a device without internet.")
+@click.option("--fetch-engines", type=click.Path(path_type=Path, file_okay=False), default=None, help="With --device/--host: bring the engines built on the device (and their keys) back here.")
 @click.option("--model", "-m", default=None, help="Export this zoo model first (host only; needs the torch extra).")
 @click.option("--weights", default="imagenet", show_default=True, help="Weights for --model: imagenet, none or a PATH.")
 @click.option("--img-size", type=int, default=None, help="Input size for --model (default: the model's).")
@@ -72,6 +89,9 @@ def _progress(enabled: bool) -> Iterator[Any]:
 @click.option("--precision", "precisions", multiple=True, help="Precisions to run (comma-separated: fp32,fp16,bf16,int8).")
 @click.option("--batch", "batches", multiple=True, help="Throughput batch sizes (comma-separated). Default: the target's.")
 @click.option("--data", default=None, help="ImageFolder DIR, .npz, or 'embedded'. Default: the embedded held-out set (accuracy only if the model's labels match).")
+@click.option("--allow-selection-split", is_flag=True,
+              help="Evaluate on every image of --data even when some trained or selected the model. Default: the "
+                   "model's recorded test split of its own training data, and a selection split is refused.")
 @click.option("--no-accuracy", is_flag=True, help="Measure speed and memory only.")
 @click.option("--eval-size", type=int, default=None, help="Evaluate on a stratified N images (default: all).")
 @click.option("--tier", type=click.Choice(["quick", "ci", "dev", "publish"]), default="quick", show_default=True, help="Stopping-rule tier: quick 3 s (batch sweep 1 and 8, 500 eval images), ci 10 s, dev 60 s, publish 600 s per window, >= 100 iterations.")
@@ -97,9 +117,11 @@ def _progress(enabled: bool) -> Iterator[Any]:
 @click.option("--sustained", type=float, default=None, help="Run each latency window for MINUTES and report latency, power and temperature per interval.")
 @click.option("--cooldown", is_flag=True, help="Before each window, wait until the temperature is back within 3 °C of idle (at most --cooldown-max s).")
 @click.option("--cooldown-max", type=float, default=300.0, show_default=True, help="Longest wait of --cooldown, in seconds.")
-def bench_cmd(artifacts: tuple[Path, ...], target: str, model: str | None, weights: str, img_size: int | None,
+def bench_cmd(artifacts: tuple[Path, ...], target: str | None, device: str | None, ssh_host: str | None,
+              accept_new_host_key: bool, remote_timeout: float | None, wheelhouse: Path | None,
+              fetch_engines: Path | None, model: str | None, weights: str, img_size: int | None,
               runtimes: tuple[str, ...], precisions: tuple[str, ...], batches: tuple[str, ...], data: str | None,
-              no_accuracy: bool, eval_size: int | None, tier: str, min_duration: float | None,
+              allow_selection_split: bool, no_accuracy: bool, eval_size: int | None, tier: str, min_duration: float | None,
               min_iterations: int | None, max_duration: float | None, warmup: float | None, threads: int | None,
               seed: int, budget: float | None, output: Path | None, as_json: bool, csv_path: Path | None,
               md_path: Path | None, emulate: bool, no_history: bool, history_db: Path | None, quiet: bool,
@@ -119,16 +141,23 @@ def bench_cmd(artifacts: tuple[Path, ...], target: str, model: str | None, weigh
     for path, flag in ((output, "-o"), (csv_path, "--csv"), (md_path, "--md")):
         _check_output_file(path, flag)
     opts = BenchOptions(
-        target=target, artifacts=tuple(artifacts), model=model, weights=weights, img_size=img_size,
+        target=target or "", artifacts=tuple(artifacts), model=model, weights=weights, img_size=img_size,
         runtimes=_split(runtimes, "--runtime"), precisions=_split(precisions, "--precision"),
-        batch_sizes=_ints(batches, "--batch"), data=data, accuracy=not no_accuracy, eval_size=eval_size, tier=tier,
+        batch_sizes=_ints(batches, "--batch"), data=data, selection_splits=allow_selection_split, accuracy=not no_accuracy, eval_size=eval_size, tier=tier,
         min_duration_s=min_duration, min_iterations=min_iterations, max_duration_s=max_duration, warmup_s=warmup,
         threads=threads, seed=seed, accuracy_budget_pts=budget, command=tuple(sys.argv), emulate=emulate,
         telemetry=TelemetryOptions(power=power, rate_hz=power_rate, idle_s=idle_s, allow_throttle=allow_throttle,
                                    sustained_min=sustained, cooldown=cooldown, cooldown_max_s=cooldown_max),
     )
-    with _progress(enabled=not (quiet or as_json)) as progress:
-        report = run_bench(opts, progress=progress)
+    if device or ssh_host:
+        report = _remote(opts, device, ssh_host, accept_new_host_key, remote_timeout, wheelhouse, fetch_engines,
+                         verbose=not (quiet or as_json))
+    elif target is None:
+        raise UsageError("--target is required (or --device NAME / --host HOST to bench on a device over SSH)",
+                         hint="e.g. 'edgekit bench --target cpu ARTIFACT'; 'edgekit targets' lists them")
+    else:
+        with _progress(enabled=not (quiet or as_json)) as progress:
+            report = run_bench(opts, progress=progress)
     if output is not None:
         write_report(report, output)
     run_id = None
@@ -167,3 +196,25 @@ def bench_cmd(artifacts: tuple[Path, ...], target: str, model: str | None, weigh
         raise CheckFailed(f"{len(failed)} of {len(report.results)} benchmark rows failed: "
                           + "; ".join(f"{r.key}: {r.reason}" for r in failed[:3]))
 
+
+def _remote(opts: Any, device: str | None, ssh_host: str | None, accept_new: bool, timeout: float | None,
+            wheelhouse: Path | None, fetch_engines: Path | None, *, verbose: bool) -> Any:
+    """The same bench on a device over SSH (edgekit.remote); progress lines from the device go to stderr."""
+    from edgekit.remote.devices import Device, get_device
+    from edgekit.remote.remote_bench import RemoteOptions, run_remote_bench
+    from edgekit.remote.ssh import SshTarget
+
+    if device and ssh_host:
+        raise UsageError("give --device NAME or --host HOST, not both")
+    if device:
+        dev = get_device(device)
+    else:
+        t = SshTarget.parse(str(ssh_host))
+        dev = Device(name=t.host, host=t.host, user=t.user, port=t.port)
+
+    def say(line: str) -> None:
+        if verbose:
+            click.echo(line, err=True)
+
+    return run_remote_bench(opts, RemoteOptions(dev, accept_new_host_key=accept_new, timeout_s=timeout,
+                                                wheelhouse=wheelhouse, fetch_engines=fetch_engines), on_line=say)

@@ -48,7 +48,7 @@ class RichTrainProgress:
     def epoch_end(self, r: Any) -> None:
         self._progress.update(
             self._task,
-            description=f"epoch {r.epoch}/{self._epochs} held-out {r.heldout_top1:6.2%}",
+            description=f"epoch {r.epoch}/{self._epochs} validation {r.heldout_top1:6.2%}",
             loss=f"{r.train_loss:.3f}",
         )
 
@@ -59,7 +59,7 @@ class RichTrainProgress:
     "--data",
     default="embedded",
     show_default=True,
-    help="'embedded' (the shipped animals set, its own held-out split), an ImageFolder DIR "
+    help="'embedded' (the shipped animals set, its own train/validation/test splits), an ImageFolder DIR "
     "(<root>/<class>/<image>) or an .npz.",
 )
 @click.option(
@@ -75,7 +75,10 @@ class RichTrainProgress:
 @click.option("--img-size", type=int, default=None,
               help="Square training and deployment input size [default: 48 on the embedded set, else the model's].")
 @click.option("--val-split", type=float, default=None,
-              help="Held-out fraction of each class for a folder/.npz [default: 0.2]; the embedded set has its own.")
+              help="Validation fraction of each class (selects the epoch) for a folder/.npz [default: 0.1].")
+@click.option("--test-split", type=float, default=None,
+              help="Test fraction of each class (reported, never selects) for a folder/.npz [default: 0.2]; "
+                   "the embedded set has its own splits.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split, initialization and batches.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=None,
@@ -94,6 +97,7 @@ def finetune_cmd(
     unfreeze_from: str | None,
     img_size: int | None,
     val_split: float | None,
+    test_split: float | None,
     seed: int,
     batch_size: int,
     lr: float | None,
@@ -107,11 +111,10 @@ def finetune_cmd(
     """Fine-tune a zoo model on your classes (transfer learning).
 
     Replaces the classifier with one for the dataset's classes, trains with a
-    seeded, deterministic loop, keeps the epoch with the best held-out top-1,
-    and writes OUTPUT/checkpoint.safetensors plus a checked ONNX artifact
+    seeded, deterministic loop, keeps the epoch with the best validation top-1,
+    reports top-1 on the test split (never trained on, never selects), and writes OUTPUT/checkpoint.safetensors plus a checked ONNX artifact
     (OUTPUT/model.onnx, OUTPUT/edgekit.json with labels, preprocessing,
-    training record and dataset fingerprint). The held-out split is never
-    trained on.
+    training record, the three splits' id hashes).
     """
     from edgekit.optimize.train.augment import AugmentConfig
     from edgekit.optimize.train.finetune import FinetuneOptions, finetune
@@ -126,6 +129,7 @@ def finetune_cmd(
         unfreeze_from=unfreeze_from,
         img_size=img_size,
         val_split=val_split,
+        test_split=test_split,
         seed=seed,
         batch_size=batch_size,
         lr=lr,
@@ -145,12 +149,13 @@ def finetune_cmd(
     rec = result.record
     ui.stdout.print(
         f"[bold]{result.model}[/] @ {result.img_size}px -> {result.artifact}  "
-        f"held-out top-1 {rec.heldout_top1:.2%} (epoch {rec.selected_epoch}/{len(rec.epochs)}, "
-        f"{rec.n_train} train / {rec.n_heldout} held-out images, {result.seconds:.0f} s)"
+        f"test top-1 {result.test_top1:.2%} on {result.dataset.get('n_test')} test images (the validation split, "
+        f"{rec.heldout_top1:.2%}, picked the model after {rec.selected_epoch}/{len(rec.epochs)} epochs; "
+        f"{rec.n_train} train / {rec.n_heldout} validation images, {result.seconds:.0f} s)"
     )
     for e in rec.epochs:
         mark = "*" if e.epoch == rec.selected_epoch else " "
         ui.stdout.print(
             f" {mark} epoch {e.epoch:>3}  loss {e.train_loss:.4f}  train {e.train_top1:6.2%}  "
-            f"held-out {e.heldout_top1:6.2%}  {e.seconds:6.1f} s"
+            f"validation {e.heldout_top1:6.2%}  {e.seconds:6.1f} s"
         )

@@ -68,6 +68,9 @@ def _step_summary(summary: Path | None) -> Path | None:
                                                     "(0.97 or 97%%). Default: reported, not gated.")
 @click.option("--max-latency-increase", default=None, help="Latency budget in %% (e.g. 10); an increase inside the "
                                                            "run-to-run noise passes. Default: reported, not gated.")
+@click.option("--max-ratio-increase", default=None,
+              help="Budget in %% for each INT8/FP16/BF16 row's latency divided by its FP32 row's in the same run, "
+                   "against the same ratio in the baseline (the machine's speed cancels). Default: not gated.")
 @click.option("--metric", type=click.Choice(["latency.p50", "latency.p90"]), default="latency.p50",
               show_default=True, help="Latency percentile the budget applies to.")
 @click.option("--max-energy-increase", default=None, help="Energy-per-inference budget in %% (e.g. 10); rows whose "
@@ -89,8 +92,8 @@ def _step_summary(summary: Path | None) -> Path | None:
                                                       "gating, and print what changed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the gate result as JSON.")
 def gate_cmd(results: Path, baseline_path: Path, max_top1_drop: str | None, max_rel_drop: str | None,
-             min_agreement: str | None, max_latency_increase: str | None, metric: str,
-             max_energy_increase: str | None, noise_k: float,
+             min_agreement: str | None, max_latency_increase: str | None, max_ratio_increase: str | None,
+             metric: str, max_energy_increase: str | None, noise_k: float,
              inconclusive: str, against: str | None, junit_path: Path | None, summary_path: Path | None,
              update_baseline: bool, as_json: bool) -> None:
     """Compare bench RESULTS with a BASELINE: paired accuracy, agreement, latency against noise.
@@ -104,6 +107,7 @@ def gate_cmd(results: Path, baseline_path: Path, max_top1_drop: str | None, max_
         max_rel_drop_pct=_percent(max_rel_drop, "--max-rel-drop"),
         min_agreement=_percent(min_agreement, "--min-agreement", fraction=True),
         max_latency_increase_pct=_percent(max_latency_increase, "--max-latency-increase"),
+        max_ratio_increase_pct=_percent(max_ratio_increase, "--max-ratio-increase"),
         latency_metric=metric, noise_k=noise_k, inconclusive=inconclusive, against=against,
         max_energy_increase_pct=_percent(max_energy_increase, "--max-energy-increase")).validate()
     if update_baseline and against is not None:
@@ -218,7 +222,7 @@ def _update(results: Path, baseline_path: Path, as_json: bool) -> None:
             note = f"replacing an unreadable baseline: {e.one_line()}"
     write_baseline(new, baseline_path)
     lines = baseline_changes(old, new)
-    failed = [r.key for r in report.results if r.status == "error"]
+    failed = [r.key for r in report.failed]
     if as_json:
         ui.print_json({"baseline": str(baseline_path), "rows": len(new.rows), "changes": lines, "note": note,
                        "failed_rows": failed})

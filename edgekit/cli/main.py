@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "gate": ("edgekit.cli.gate", "gate_cmd", "Fail CI when accuracy or latency regressed against a baseline."),
     "history": ("edgekit.cli.history", "history_cmd", "Trends of a metric over recorded bench runs."),
     "run": ("edgekit.cli.run", "run_cmd", "Run a pipeline (default: the embedded one) end to end."),
+    "devices": ("edgekit.cli.devices", "devices_cmd", "Register SSH devices (Jetson, Pi, Intel box) and check them."),
 }
 
 

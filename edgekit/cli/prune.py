@@ -36,7 +36,16 @@ def _fmt_count(n: int) -> str:
               help="Distill from the unpruned model while recovering [default: on with --finetune].")
 @click.option("--lr", type=float, default=None, help="Recovery learning rate (AdamW) [default: 1e-3].")
 @click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--val-split", type=float, default=None, help="Held-out fraction of a folder/.npz [default: 0.2].")
+@click.option("--val-split", type=float, default=None,
+              help="Validation fraction of a folder/.npz (recovery selects on it) [default: 0.1].")
+@click.option("--test-split", type=float, default=None,
+              help="Test fraction of a folder/.npz (the accuracy check reports it) [default: 0.2].")
+@click.option("--max-drop", type=float, default=None, metavar="PTS",
+              help="Top-1 budget in points vs the unpruned model: accepted only when the upper --confidence bound "
+                   "of the drop on the validation split fits; the test split is reported; else exit 1 (kept, "
+                   "marked failed). Needs --finetune.")
+@click.option("--confidence", type=float, default=0.95, show_default=True,
+              help="One-sided confidence of the upper bound --max-drop is judged on.")
 @click.option("--train-limit", type=int, default=None, help="Recover on a stratified subset of N images.")
 @click.option("--target", default="cpu", show_default=True,
               help="Where latency is measured: only this host's CPU (ONNX Runtime) for now.")
@@ -62,6 +71,9 @@ def prune_cmd(
     lr: float | None,
     batch_size: int,
     val_split: float | None,
+    test_split: float | None,
+    max_drop: float | None,
+    confidence: float,
     train_limit: int | None,
     target: str,
     threads: int | None,
@@ -86,7 +98,10 @@ def prune_cmd(
     measured latency before and after. MACs are not latency: the verdict is
     the measured one ("faster by X%", "no measurable gain" or "slower") and
     a pruned model that is not faster is still written (exit 0) unless
-    --require-speedup asks for a minimum.
+    --require-speedup asks for a minimum. With --finetune, the recovered
+    model's accuracy is checked against the unpruned model's on the data's
+    test split (--max-drop: accepted on the validation upper bound); a
+    failed accuracy verdict exits 1 with the artifact kept, marked failed.
     """
     from edgekit.core.errors import CheckFailed, UsageError
     from edgekit.optimize.prune.prune import PruneOptions, prune
@@ -98,7 +113,8 @@ def prune_cmd(
     opts = PruneOptions(
         source=source, output=output, ratio=ratio, round_to=round_to, global_pruning=global_pruning,
         weights=weights, num_classes=num_classes, img_size=img_size, finetune=finetune_data, epochs=epochs,
-        distill=distill, lr=lr, batch_size=batch_size, val_split=val_split, train_limit=train_limit,
+        distill=distill, lr=lr, batch_size=batch_size, val_split=val_split, test_split=test_split,
+        max_drop=max_drop, confidence=confidence, train_limit=train_limit,
         target=target, threads=threads, bench_rounds=bench_rounds, bench_window_s=bench_window, seed=seed,
         overwrite=overwrite,
     )
@@ -108,7 +124,7 @@ def prune_cmd(
         with RichTrainProgress() as bar:
             result = prune(opts, progress=bar)
     else:
-        result = prune(opts)
+        result = prune(opts)  # a failed accuracy verdict raises CheckFailed (exit 1) after writing the artifact
     failed = require_speedup is not None and not result.meets(require_speedup)
     if as_json:
         ui.print_json(result.to_json())
@@ -138,8 +154,13 @@ def _print(result: PruneResult) -> None:
     rec = s.get("recovery")
     if rec:
         t = rec["heldout_top1"]
-        out.print(f"  held-out top-1: unpruned {t['unpruned']:.2%}, pruned {t['pruned']:.2%}, "
+        out.print(f"  validation top-1 (selects): unpruned {t['unpruned']:.2%}, pruned {t['pruned']:.2%}, "
                   f"recovered {t['recovered']:.2%}{' (distilled)' if rec['distill'] else ''}")
+    acc = s.get("accuracy") or {}
+    if acc.get("unpruned_test_top1") is not None:
+        out.print(f"  test top-1 (reported): unpruned {acc['unpruned_test_top1']:.2%} -> "
+                  f"{acc['pruned_test_top1']:.2%} on {acc['n_test']} images; accuracy {acc['verdict']}: "
+                  f"{acc['statement']}")
     v = result.verdict
     style = "bold green" if v else "bold red" if v.kind == "slower" else "bold yellow"
     out.print(f"  [{style}]verdict: {v.text}[/]")

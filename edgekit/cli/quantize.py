@@ -26,9 +26,13 @@ from edgekit.optimize.quant.presets import preset_names
               help="Recipe (docs/quantization-presets.md); auto picks by the model family.")
 @click.option("--calib-size", type=int, default=300, show_default=True, help="Calibration images (at least 32).")
 @click.option("--max-drop", type=float, default=None, metavar="PTS",
-              help="Top-1 budget in points: keep layers in float until the measured drop fits, else fail (exit 1).")
+              help="Top-1 budget in points: keep layers in float until the upper --confidence bound of the drop on "
+                   "the validation split fits; report the test split; else exit 1 (artifact kept, marked failed).")
+@click.option("--confidence", type=float, default=0.95, show_default=True,
+              help="One-sided confidence of the upper bound --max-drop is judged on.")
 @click.option("--eval", "eval_data", default=None,
-              help="Labelled eval images with the model's classes; default: the embedded held-out split.")
+              help="Labelled images with the model's classes (the folder it was fine-tuned on: its recorded "
+                   "validation/test splits are used); default: the embedded validation/test splits.")
 @click.option("--eval-size", type=int, default=1000, show_default=True, help="Eval images (stratified sample).")
 @click.option("--batch", type=int, default=None, help="Static batch for OpenVINO (default: the parent's, else 1).")
 @click.option("--max-iterations", type=int, default=8, show_default=True, help="Accuracy-control evaluations.")
@@ -36,21 +40,22 @@ from edgekit.optimize.quant.presets import preset_names
 @click.option("--threads", type=int, default=None, help="Threads for the runtimes.")
 @ui.artifact_output("Print the manifest as JSON.")
 def quantize_cmd(artifact: Path, calib: str | None, precision: str, method: str | None, target: str | None,
-                 preset: str, calib_size: int, max_drop: float | None, eval_data: str | None, eval_size: int,
+                 preset: str, calib_size: int, max_drop: float | None, confidence: float, eval_data: str | None, eval_size: int,
                  batch: int | None, max_iterations: int, seed: int, threads: int | None, overwrite: bool,
                  as_json: bool, output: Path) -> None:
     """Quantize an FP32 ONNX artifact to INT8 (or convert it to FP16) and measure it.
 
     The FP32 parent and the result run on the same real images; the top-1
     drop (with its 95% CI), the disagreements and McNemar's p go into the
-    manifest. Exit 2 on bad input, 1 when --max-drop cannot be met (nothing
-    is written then).
+    manifest. Exit 2 on bad input; 1 on a failed accuracy verdict (the
+    artifact is written and marked failed) or when the budget cannot be met
+    in INT8 at all (nothing is written).
     """
     from edgekit.optimize.quant.quantize import QuantizeOptions, quantize
 
     opts = QuantizeOptions(
         artifact=artifact, output=output, calib=calib, precision=precision, method=method, target=target,
-        preset=preset, calib_size=calib_size, max_drop=max_drop, eval=eval_data, eval_size=eval_size, batch=batch,
+        preset=preset, calib_size=calib_size, max_drop=max_drop, confidence=confidence, eval=eval_data, eval_size=eval_size, batch=batch,
         max_iterations=max_iterations, seed=seed, threads=threads, overwrite=overwrite,
     )
     with ui.steps(f"quantize {artifact}", enabled=not as_json) as say:
@@ -102,7 +107,10 @@ def print_report(model: str, path: Path, q: dict[str, Any]) -> None:
         top1 = f", top-1 {_pct(r['top1'])}" if r.get("top1") is not None else ""
         out(f"  {r['runtime']:<12} batch {r['batch']}: agreement with FP32 {_pct(r['top1_agreement'])}, "
             f"max-abs {r['max_abs']:.3g}{top1}")
+    if q.get("budget"):
+        out(f"  budget: {q['budget']['statement']}")
     ctrl = q.get("accuracy_control")
     if ctrl:
         out(f"  accuracy control: {len(ctrl.get('kept_float', []))} layer(s) back in float, drop "
-            f"{ctrl.get('drop_pts', 0):.2f} pts ({'fits' if ctrl.get('fits') else 'does NOT fit'} the budget)")
+            f"{ctrl.get('drop_pts', ctrl.get('upper_pts')) or 0:.2f} pts on validation "
+            f"({'fits' if ctrl.get('fits') else 'does NOT fit'} the budget)")

@@ -64,9 +64,9 @@ class RichRunProgress(RunProgress):
         self._progress.update(self._sub, advance=1, info=f"loss {loss:.3f}")
 
     def epoch_end(self, record: Any) -> None:
-        self._progress.update(self._sub, info=f"held-out top-1 {record.heldout_top1:.2%}")
+        self._progress.update(self._sub, info=f"validation top-1 {record.heldout_top1:.2%}")
         self.message(f"epoch {record.epoch}/{self._epochs}: loss {record.train_loss:.4f}, "
-                     f"held-out top-1 {record.heldout_top1:.2%} ({record.seconds:.1f} s)")
+                     f"validation top-1 {record.heldout_top1:.2%} ({record.seconds:.1f} s)")
 
     def bench(self, what: str, fraction: float) -> None:
         if self._sub is None:
@@ -82,6 +82,7 @@ class RichRunProgress(RunProgress):
 @click.argument("pipeline_file", required=False, type=click.Path(path_type=Path))
 @click.option("--target", "targets", multiple=True,
               help="Target profile or device:NAME (overrides the pipeline's); give it several times for a fleet.")
+@click.option("--device", default=None, help="Bench on this registered SSH device (host steps still run here; see 'edgekit devices').")
 @click.option("--force", is_flag=True, help="Redo every step instead of using the cache.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (steps, cache hits, what would run) and exit.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("edgekit-run"), show_default=True,
@@ -102,7 +103,8 @@ class RichRunProgress(RunProgress):
               help="With --executor ray: join this cluster ('auto': the running one) instead of a local instance.")
 @click.option("--job-timeout", type=float, default=None,
               help="Seconds one bench may take on a device before it is killed and recorded invalid (default 1800).")
-def run_cmd(pipeline_file: Path | None, targets: tuple[str, ...], force: bool, dry_run: bool, output: Path,
+def run_cmd(pipeline_file: Path | None, targets: tuple[str, ...], device: str | None, force: bool, dry_run: bool,
+            output: Path,
             cache_dir: Path | None, threads: int | None, no_history: bool, history_db: Path | None,
             as_json: bool, verdict_metric: str, executor: str, ray_address: str | None,
             job_timeout: float | None) -> None:
@@ -137,7 +139,8 @@ def run_cmd(pipeline_file: Path | None, targets: tuple[str, ...], force: bool, d
     show = not as_json and not ui.quiet() and ui.stderr.is_terminal
     n_steps = len(pipeline.models) * (1 + sum(1 for r in pipeline.recipes if r.kind))
     kw = dict(output=output, target=target, force=force, cache_root=cache_dir, threads=threads,
-              history=not no_history, history_db=history_db, verdict_metric=verdict_metric, fleet=fleet)
+              history=not no_history, history_db=history_db, verdict_metric=verdict_metric, fleet=fleet,
+              device=device)
     if show:
         with RichRunProgress(f"edgekit run {pipeline.name}", n_steps) as bar:
             result = run_pipeline(pipeline, progress=bar, **kw)  # type: ignore[arg-type]

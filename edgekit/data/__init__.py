@@ -41,7 +41,8 @@ def load_dataset(spec_or_path: str | Path | None, *, split: str = "heldout") -> 
 
     - ``None`` or ``"embedded"``: the embedded dataset, split ``split``
       (held-out by default: the honest choice for evaluation);
-    - ``"embedded:train"``, ``"embedded:heldout"``, ``"embedded:all"``: that split;
+    - ``"embedded:train"``, ``"embedded:validation"``, ``"embedded:test"`` (alias ``"embedded:heldout"``),
+      ``"embedded:all"``: that split;
     - a directory: an :class:`ImageFolder`;
     - an ``.npz`` file with ``images``, ``labels``, ``class_names``: an :class:`ArrayDataset`.
 

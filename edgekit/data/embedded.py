@@ -12,6 +12,13 @@ each class the groups are taken in key order into the held-out side until it
 holds ``round(heldout_fraction * class size)`` images (a group that would
 overshoot is passed over). A group never straddles the split, so held-out
 accuracy is not inflated by copies of training images.
+
+Three splits (the same rule twice, with independent keys): **test** (20 %,
+everything that is *reported*; ``heldout`` is its older name and yields the
+same images), then, out of the rest, **validation** (10 % of the whole:
+everything that *selects*: the best epoch, accuracy control's fallbacks,
+pruning recovery, presets) and **train** (70 %). No image and no duplicate
+group is on two sides.
 """
 
 from __future__ import annotations
@@ -34,9 +41,14 @@ log = logging.getLogger(__name__)
 EMBEDDED_NAME = "animals"
 EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
 EMBEDDED_FILE = EMBEDDED_DIR / f"{EMBEDDED_NAME}.npz"
-SPLITS = ("all", "train", "heldout")
-HELDOUT_FRACTION = 0.2
+SPLITS = ("all", "train", "validation", "test", "heldout")
+#: the splits that choose something (never reported as a result) and the one that reports
+SELECTION_SPLITS = ("train", "validation")
+HELDOUT_FRACTION = 0.2  # the test split
+VALIDATION_FRACTION = 0.1  # of the whole dataset, taken out of the non-test part
 SPLIT_SEED = 0
+#: salt of the validation keys (independent of the test split's)
+_VALIDATION_SALT = 7919
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -119,14 +131,20 @@ def embedded_split_indices(
     a = _arrays()
     if split == "all":
         return np.arange(a["labels"].shape[0], dtype=np.int64)
-    train, heldout = split_indices(a["labels"], a["group"], heldout_fraction=heldout_fraction, seed=seed)
-    return heldout if split == "heldout" else train
+    pool, test = split_indices(a["labels"], a["group"], heldout_fraction=heldout_fraction, seed=seed)
+    if split in ("heldout", "test"):
+        return test
+    rel = VALIDATION_FRACTION / (1.0 - heldout_fraction)
+    if not 0.0 < rel < 1.0:
+        raise UsageError(f"heldout_fraction {heldout_fraction} leaves no room for a validation split")
+    tr, va = split_indices(a["labels"][pool], a["group"][pool], heldout_fraction=rel, seed=seed + _VALIDATION_SALT)
+    return pool[va] if split == "validation" else pool[tr]
 
 
 def load_embedded(
     *, split: str = "all", heldout_fraction: float = HELDOUT_FRACTION, seed: int = SPLIT_SEED
 ) -> ArrayDataset:
-    """The embedded dataset (or its ``train`` / ``heldout`` split) as an ArrayDataset.
+    """The embedded dataset (or its ``train`` / ``validation`` / ``test`` split) as an ArrayDataset.
 
     ``ids`` of the result are indices into the full dataset, so samples keep
     their names (``animals#01234``) across splits.

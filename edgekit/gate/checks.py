@@ -80,6 +80,9 @@ class GateOptions:
     max_rel_drop_pct: float | None = None  # None with no absolute budget: DEFAULT_REL_DROP_PCT
     min_agreement: float | None = None
     max_latency_increase_pct: float | None = None
+    #: gate each reduced-precision row's latency / its same-run FP32 row's against the baseline's ratio
+    #: (edgekit.gate.ratio); the machine's speed cancels
+    max_ratio_increase_pct: float | None = None
     latency_metric: str = "p50"
     max_energy_increase_pct: float | None = None  # energy per inference budget (edgekit.gate.energy)
     noise_k: float = DEFAULT_NOISE_K
@@ -97,6 +100,7 @@ class GateOptions:
         _number("--max-rel-drop", self.max_rel_drop_pct, lo=0.0, hi=100.0, open_lo=True, open_hi=True)
         _number("--min-agreement", self.min_agreement, lo=0.0, hi=1.0)
         _number("--max-latency-increase", self.max_latency_increase_pct, lo=0.0, hi=None)
+        _number("--max-ratio-increase", self.max_ratio_increase_pct, lo=0.0, hi=None)
         _number("--noise-k", self.noise_k, lo=0.0, hi=None)
         _number("--max-energy-increase", self.max_energy_increase_pct, lo=0.0, hi=None)
         metric = self.latency_metric.removeprefix("latency.")

@@ -203,7 +203,7 @@ def run_gate(report: BenchReport, baseline: Baseline, *, options: GateOptions | 
                     ": bench the same artifacts, runtimes and precisions, or --update-baseline to drop it" if ran
                     else "")),)))
             continue
-        rows.append(_compare_row(b, cur, opts, hw, warnings))
+        rows.append(_with_ratio(_compare_row(b, cur, opts, hw, warnings), b, cur, baseline, current, opts, report))
     for rid, cur in current.items():
         if all(b.id != rid for b in baseline.rows):
             rows.append(RowComparison(row=rid, state="new", checks=(Check(
@@ -305,6 +305,24 @@ def _compare_row(b: BaselineRow, cur: BenchResult, opts: GateOptions, hw: str | 
     if energy is not None:
         checks.append(energy)
     return RowComparison(row=rid, state="compared", checks=tuple(checks), class_changes=changes, paired=paired)
+
+
+def _with_ratio(rc: RowComparison, b: BaselineRow, cur: BenchResult, baseline: Baseline,
+                current: dict[str, BenchResult], opts: GateOptions, report: BenchReport) -> RowComparison:
+    """Add the same-run latency-ratio check (edgekit.gate.ratio) to a compared reduced-precision row."""
+    from edgekit.gate.ratio import fp32_row, ratio_check
+
+    if opts.max_ratio_increase_pct is None or not cur.ok or b.status != "ok":
+        return rc
+    b_ref, c_ref = fp32_row(list(baseline.rows), b), fp32_row(list(current.values()), cur)
+    if b_ref is None or c_ref is None:
+        return rc
+    ba = (baseline.environment or {}).get("arch")
+    ca = (environment_summary(report) or {}).get("arch")
+    arch = f"measured on {ca}, the baseline on {ba}" if ba and ca and ba != ca else None
+    check = ratio_check(rc.row, b, b_ref, cur, c_ref, opts, arch_differs=arch)
+    return RowComparison(row=rc.row, state=rc.state, checks=(*rc.checks, check), class_changes=rc.class_changes,
+                         paired=rc.paired)
 
 
 def gate_reports(report: BenchReport, baseline_report: BenchReport, *,

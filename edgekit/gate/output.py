@@ -27,6 +27,8 @@ def _cell(text: str) -> str:
 def _value(c: Check, v: float | None) -> str:
     if v is None:
         return ""
+    if c.name.startswith("latency-ratio"):
+        return f"{v:.3f}x FP32"
     if c.name.startswith("latency"):
         return f"{v:.3f} ms"
     return f"{v:.2f} %"
@@ -58,6 +60,9 @@ def _rules(result: GateResult) -> str:
         acc = f"top-1 drop ≤ {o.max_rel_drop_pct if o.max_rel_drop_pct is not None else 1.0:g} % of the baseline top-1"
     lat = (f"{o.metric} increase ≤ {o.max_latency_increase_pct:g} % beyond noise (k = {o.noise_k:g})"
            if o.max_latency_increase_pct is not None else f"{o.metric} reported, not gated")
+    if o.max_ratio_increase_pct is not None:
+        lat += (f"; {o.metric} / FP32 of the same run: increase ≤ {o.max_ratio_increase_pct:g} % of the baseline's "
+                "ratio beyond noise")
     agr = f"agreement ≥ {o.min_agreement:.2%}" if o.min_agreement is not None else "agreement reported"
     inc = ("judged by the observed drop" if o.inconclusive == "estimate" else f"counts as **{o.inconclusive}**")
     return (f"Rules: {acc}, paired on the same images at {o.level:.0%} confidence; an inconclusive verdict {inc}; "

@@ -131,11 +131,17 @@ def _calib_spec(data: str) -> str:
     return "embedded:train" if data in ("embedded", "embedded:heldout") else data
 
 
+def _eval_spec(data: str) -> str | None:
+    """The pipeline's own data for a quantize step's evaluation (its recorded validation/test splits are used);
+    None for the embedded set (quantize's default: its validation and test splits)."""
+    return None if data.split(":")[0] == "embedded" else data
+
+
 def _quantize(cls: Any, s: StepInput) -> Any:
     q = {k: v for k, v in s.params.items() if k != "seed"}
     target = q.pop("for", None)
-    return cls(artifact=s.parent, output=s.output, calib=_calib_spec(s.data), target=target, seed=s.seed,
-               overwrite=s.overwrite, threads=s.threads, **q)
+    return cls(artifact=s.parent, output=s.output, calib=_calib_spec(s.data), eval=_eval_spec(s.data),
+               target=target, seed=s.seed, overwrite=s.overwrite, threads=s.threads, **q)
 
 
 def _prune(cls: Any, s: StepInput) -> Any:

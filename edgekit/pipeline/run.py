@@ -61,7 +61,7 @@ class RunProgress:
 
     def epoch_end(self, record: Any) -> None:
         self._say(f"epoch {record.epoch}/{self._epochs}: loss {record.train_loss:.4f}, "
-                  f"held-out top-1 {record.heldout_top1:.2%} ({record.seconds:.1f} s)")
+                  f"validation top-1 {record.heldout_top1:.2%} ({record.seconds:.1f} s)")
 
     def bench(self, what: str, fraction: float) -> None:
         pass
@@ -182,40 +182,50 @@ def run_step(step: Step, pipeline: Pipeline, *, overwrite: bool, threads: int | 
                                          overwrite=overwrite, threads=threads), progress=progress)
 
 
-def preflight(plan: Plan) -> None:
-    """Check what the bench will need before any step runs: the target, the runtimes named, the precisions."""
+def preflight(plan: Plan, *, device: str | None = None) -> None:
+    """Check what the bench will need before any step runs: the target, the runtimes named, the precisions
+    (with a ``device``: that it is registered; its runtimes are its own, checked there)."""
     from edgekit.bench.plan import check_precisions, select_runtimes
     from edgekit.core.targets import load_target
 
+    if device is not None:
+        from edgekit.remote.devices import get_device
+
+        get_device(device)
+        check_precisions(plan.pipeline.bench.precisions)
+        return
     target = load_target(plan.target)
     select_runtimes(target, plan.pipeline.bench.runtimes)
     check_precisions(plan.pipeline.bench.precisions)
 
 
 def _bench(plan: Plan, pipeline: Pipeline, artifacts: list[Path], *, threads: int | None,
-           progress: RunProgress) -> Any:
+           progress: RunProgress, device: str | None = None, device_target: str | None = None) -> Any:
     from edgekit.bench.runner import BenchOptions, run_bench
 
     b, g = pipeline.bench, pipeline.gate
-    return run_bench(
-        BenchOptions(
-            target=plan.target,
-            artifacts=tuple(str(p) for p in artifacts),
-            runtimes=b.runtimes,
-            precisions=b.precisions,
-            batch_sizes=b.batch,
-            data=pipeline.data,
-            eval_size=b.eval_size,
-            min_duration_s=b.min_duration,
-            min_iterations=b.min_iterations,
-            warmup_s=b.warmup,
-            threads=threads,
-            seed=pipeline.seed,
-            accuracy_budget_pts=g.max_top1_drop,
-            command=("edgekit", "run", pipeline.origin),
-        ),
-        progress=progress.bench,
+    options = BenchOptions(
+        target=plan.target if device is None else (device_target or ""),
+        artifacts=tuple(str(p) for p in artifacts),
+        runtimes=b.runtimes,
+        precisions=b.precisions,
+        batch_sizes=b.batch,
+        data=pipeline.data,
+        eval_size=b.eval_size,
+        min_duration_s=b.min_duration,
+        min_iterations=b.min_iterations,
+        warmup_s=b.warmup,
+        threads=threads,
+        seed=pipeline.seed,
+        accuracy_budget_pts=g.max_top1_drop,
+        command=("edgekit", "run", pipeline.origin),
     )
+    if device is not None:  # bench steps on the device over SSH; host steps ran here (edgekit.remote)
+        from edgekit.remote.devices import get_device
+        from edgekit.remote.remote_bench import RemoteOptions, run_remote_bench
+
+        return run_remote_bench(options, RemoteOptions(get_device(device)), on_line=progress.message)
+    return run_bench(options, progress=progress.bench)
 
 
 def run_pipeline(
@@ -231,6 +241,7 @@ def run_pipeline(
     progress: RunProgress | Callable[[str], None] | None = None,
     verdict_metric: str = "p50",
     fleet: Any = None,
+    device: str | None = None,
 ) -> RunResult:
     """Run every step (cache hits are skipped), bench every artifact, write the reports, check ``[gate]``.
 
@@ -250,13 +261,22 @@ def run_pipeline(
         log.info("removed %s, left by an interrupted run", stale)
     from edgekit.pipeline import targets as fleet_mod
 
-    targets = fleet_mod.resolve_targets(pipeline, target, fleet)
-    plan = make_plan(pipeline, cache, target=targets[0], threads=threads)
-    many = fleet_mod.is_fleet(targets)
-    if many:
-        fleet_mod.preflight_targets(plan, targets, fleet_mod.factory_for(pipeline, fleet, threads=threads))
+    if device is not None:  # one registered SSH device, benched by edgekit.remote (its own bench, one call)
+        if fleet is not None and len(fleet.targets) > 1:
+            raise UsageError("--device benches one device; for several targets give --target device:NAME each",
+                             hint="e.g. --target cpu --target device:nano-01 --target device:rpi5-a")
+        targets = [f"device:{device}"]
+        plan = make_plan(pipeline, cache, target=target, threads=threads)
+        many = False
+        preflight(plan, device=device)
     else:
-        preflight(plan)
+        targets = fleet_mod.resolve_targets(pipeline, target, fleet)
+        plan = make_plan(pipeline, cache, target=targets[0], threads=threads)
+        many = fleet_mod.is_fleet(targets)
+        if many:
+            fleet_mod.preflight_targets(plan, targets, fleet_mod.factory_for(pipeline, fleet, threads=threads))
+        else:
+            preflight(plan)
     outcomes: list[StepOutcome] = []
     done: dict[str, Artifact] = {}
     from edgekit.core.manifest import load_artifact
@@ -299,8 +319,10 @@ def run_pipeline(
                 run_step(step, pipeline, overwrite=step.path.exists(), threads=threads, progress=bar)
             except CheckFailed as e:  # the step's own check (parity, --max-drop): nothing was cached
                 failed.add(step.key)
+                kept = _set_aside(step.path)  # a failed accuracy verdict keeps its artifact: never a cache hit
                 outcome = StepOutcome(step.label, step.kind, step.key, str(step.path), "failed",
-                                      (time.perf_counter_ns() - t0) / 1e9, e.one_line(),
+                                      (time.perf_counter_ns() - t0) / 1e9,
+                                      e.one_line() + (f" (the failed artifact is in {kept})" if kept else ""),
                                       (time.process_time_ns() - c0) / 1e9)
                 outcomes.append(outcome)
                 bar.step_end(outcome)
@@ -332,7 +354,8 @@ def run_pipeline(
                  **{f"results[{t}]": p for t, p in fb.target_results.items()}}
     else:
         bar.message(f"benchmarking {len(plan.artifacts)} artifact(s) on target {plan.target}")
-        report = _bench(plan, pipeline, published, threads=threads, progress=bar)
+        report = _bench(plan, pipeline, published, threads=threads, progress=bar, device=device,
+                        device_target=target)
         from edgekit.bench.results import write_report
 
         report, verdicts = with_verdict(report, pipeline, metric=verdict_metric)
@@ -364,3 +387,16 @@ def run_pipeline(
                        targets=tuple(targets), invalid_jobs=invalid)
     paths["run"] = str(_write_run_json(result, output))
     return result
+
+
+def _set_aside(path: Path) -> Path | None:
+    """Move an artifact a failed check left at a cache path to ``<path>.failed`` (replacing an older one)."""
+    import shutil
+
+    if not path.exists():
+        return None
+    dest = path.with_name(path.name + ".failed")
+    if dest.exists():
+        shutil.rmtree(dest)
+    path.rename(dest)
+    return dest

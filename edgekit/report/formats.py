@@ -198,7 +198,8 @@ def header_lines(report: BenchReport) -> list[str]:
         lines.append(power)
     if ds:
         lines.append(f"data: {ds.get('source')} ({ds.get('n_images')} images, {len(ds.get('classes', []))} classes; "
-                     f"eval {ds.get('eval_n')}, latency pool {ds.get('latency_pool_n')})")
+                     f"eval {ds.get('eval_n')}, latency pool {ds.get('latency_pool_n')}"
+                     + (f"; accuracy on the {' / '.join(ds['splits'])} split" if ds.get("splits") else "") + ")")
     for a in report.artifacts:
         prof = (f"{a.params / 1e6:.2f} M params, {a.macs / 1e9:.3f} GMACs" if a.profile
                 else f"params/MACs unknown: {a.profile_error}")

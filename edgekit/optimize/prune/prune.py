@@ -15,10 +15,21 @@ Runtime on this CPU in alternating windows; write the verdict into the
 manifest. Everything is assembled in a staging directory: the output holds a
 complete artifact or nothing.
 
-The verdict is information, not a failure: a pruned model that is not
-measurably faster is still written, and says so (``slower`` / ``no
+The latency verdict is information, not a failure: a pruned model that is
+not measurably faster is still written, and says so (``slower`` / ``no
 measurable gain`` / ``faster by X%``). :meth:`PruneResult.meets` turns a
 required speed-up into a pass/fail.
+
+Accuracy is checked like ``edgekit quantize``'s: with recovery data, the
+unpruned and the recovered model are compared, paired, on the data's
+**validation** split (recovery keeps its best validation epoch there) and
+**test** split (reported). With ``--max-drop`` the recovered model is
+accepted only when the upper ``--confidence`` bound of its validation drop is
+within the budget (:mod:`edgekit.bench.budget`); a break on test is flagged.
+Without it, a drop over ``accuracy.DEFAULT_BUDGET_PTS`` that the test split
+confirms (the paired interval's lower end above it) fails. A failed verdict
+writes the artifact, marked ``"verdict": "failed"`` in ``extra.prune.accuracy``,
+and raises :class:`CheckFailed` (exit 1).
 """
 
 from __future__ import annotations
@@ -36,12 +47,13 @@ from typing import Any
 
 from edgekit.bench.paired_latency import DEFAULT_MIN_GAIN, NOT_MEASURED, PairedLatency, Verdict
 from edgekit.core.atomic import check_output_dir, staged_dir
-from edgekit.core.errors import DataError, UsageError
+from edgekit.core.errors import CheckFailed, DataError, UsageError
 from edgekit.core.lazy import require
 from edgekit.core.manifest import MANIFEST_NAME, LineageStep, load_artifact
 from edgekit.core.options import COUNT, Rule, at_least, check_fields, opt, positive
 from edgekit.export.onnx_export import OPSET_RULE
 from edgekit.optimize.prune import source as prune_source
+from edgekit.optimize.prune.accuracy import check_accuracy, logits
 from edgekit.optimize.prune.structure import RATIO_RULE, ROUND_TO_RULE, StructureReport, check_ratio, check_round_to
 from edgekit.optimize.train.loop import TrainConfig, TrainProgress, TrainRecord, as_progress
 
@@ -71,6 +83,11 @@ class PruneOptions:
     lr: float | None = opt(None, rule=positive(), help="Recovery learning rate.")
     batch_size: int = opt(64, rule=at_least(2), help="Recovery batch size.")
     val_split: float | None = None
+    test_split: float | None = None
+    max_drop: float | None = opt(None, rule=Rule(lambda v: 0 < v <= 100, "in (0, 100] (points of top-1)"),
+                                 help="Accuracy budget in top-1 points against the unpruned model.")
+    confidence: float = opt(0.95, rule=Rule(lambda v: 0.5 <= v < 1, "in [0.5, 1)"),
+                            help="One-sided confidence of the upper bound --max-drop is judged on.")
     train_limit: int | None = opt(None, rule=at_least(2), help="Recover on at most this many images.")
     target: str = "cpu"
     threads: int | None = opt(None, rule=at_least(1, ">= 1"), help="Torch and ONNX Runtime threads.")
@@ -112,6 +129,9 @@ class PruneOptions:
         if self.distill and not self.recover:
             raise UsageError("--distill needs --finetune DATA: distillation is how the pruned model recovers",
                              hint="add --finetune embedded (or your ImageFolder) and --epochs N")
+        if self.max_drop is not None and not self.recover:
+            raise UsageError("--max-drop needs --finetune DATA: the accuracy check runs on its validation and test "
+                             "splits", hint="add --finetune with the data the model was trained on")
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, lr=self.lr or LR_RECOVERY, select="best",
@@ -138,7 +158,8 @@ class Recovery:
             "teacher": "the unpruned model" if self.distill else None,
             "epochs": len(self.record.epochs),
             "selected_epoch": self.record.selected_epoch,
-            "selection": "best held-out epoch (the reported recovered top-1 is that epoch's: optimistic)",
+            "selection": "best validation epoch; these top-1s are on the validation split (optimistic); the "
+                         "reported ones are in prune.accuracy (test split)",
             "same_split_as_parent": self.same_split_as_parent,
             "dataset": self.dataset.get("source"),
             "dataset_fingerprint": self.dataset.get("fingerprint"),
@@ -198,10 +219,11 @@ def prune(options: PruneOptions, *, progress: TrainProgress | Callable[[str], No
         before_onnx = tmp / "before.onnx"
         bar.message("exporting the unpruned model (the 'before' graph)")
         export_torch_to_onnx(model, before_onnx, input_shape=(1, 3, h, w), opset=options.opset)
-        loaders, data_info = _recovery_data(options, src) if options.recover else (None, None)
+        loaders, data_info, data = _recovery_data(options, src) if options.recover else (None, None, None)
         from edgekit.optimize.train.loop import evaluate
 
         unpruned_top1 = evaluate(model, loaders.heldout)[1] if loaders is not None else None
+        refs = (logits(model, data.validation), logits(model, data.test)) if data is not None else None
         teacher = copy.deepcopy(model).eval() if options.use_distill else None
         bar.message(f"pruning {src.entry.name}: ratio {options.ratio}, round to {options.round_to}, "
                     f"{'global' if options.global_pruning else 'per-group'} ranking")
@@ -211,9 +233,10 @@ def prune(options: PruneOptions, *, progress: TrainProgress | Callable[[str], No
         if loaders is not None:
             recovery = _recover(options, model, teacher, loaders, data_info, src, unpruned_top1, bar)
         del teacher
+        accuracy = check_accuracy(options, model, data, refs, bar) if data is not None and refs is not None else None
         reloaded, diff, files = _save_and_reload(model, src, report, tmp / "pruned", (h, w), torch)
         art, prof, latency = _export_and_measure(options, src, reloaded, report, recovery, files, before_onnx,
-                                                  threads, bar)
+                                                  threads, bar, accuracy)
     verdict = latency.verdict if latency is not None else Verdict(NOT_MEASURED, "not measured (--bench-rounds 0)")
     summary = art.manifest.extra["prune"]
     result = PruneResult(
@@ -223,17 +246,20 @@ def prune(options: PruneOptions, *, progress: TrainProgress | Callable[[str], No
         seconds=(time.perf_counter_ns() - t0) / 1e9, summary=summary,
     )
     bar.message(f"verdict: {verdict.text}")
+    if accuracy is not None and accuracy["verdict"] == "failed":
+        raise CheckFailed(accuracy["reason"], hint=f"the artifact was kept in {art.path}, marked \"verdict\": "
+                                                   "\"failed\"; lower --ratio, recover longer, or raise --max-drop")
     return result
 
 
-def _recovery_data(options: PruneOptions, src: prune_source.Source) -> tuple[Any, dict[str, Any]]:
+def _recovery_data(options: PruneOptions, src: prune_source.Source) -> tuple[Any, dict[str, Any], Any]:
     from edgekit.data.sampling import check_labels_match
     from edgekit.optimize.train.augment import AugmentConfig
     from edgekit.optimize.train.batches import Loaders
     from edgekit.optimize.train.splits import prepare
 
-    data = prepare(options.finetune, src.preprocess, val_split=options.val_split, seed=options.seed,
-                   train_limit=options.train_limit)
+    data = prepare(options.finetune, src.preprocess, val_split=options.val_split, test_split=options.test_split,
+                   seed=options.seed, train_limit=options.train_limit)
     classes = data.train.classes
     n = src.loaded.num_classes
     if len(classes) != n:
@@ -245,9 +271,9 @@ def _recovery_data(options: PruneOptions, src: prune_source.Source) -> tuple[Any
     if not np.array_equal(mapping, np.arange(n)):
         raise DataError("the --finetune data's classes are not in the model's label order",
                         hint="use the dataset (and class folders) the model was trained on")
-    loaders = Loaders.from_caches(data.train, data.heldout, batch_size=options.batch_size, seed=options.seed,
+    loaders = Loaders.from_caches(data.train, data.validation, batch_size=options.batch_size, seed=options.seed,
                                   augment=AugmentConfig())
-    return loaders, data.info
+    return loaders, data.info, data
 
 
 def _recover(options: PruneOptions, model: Any, teacher: Any, loaders: Any, data_info: dict[str, Any],
@@ -261,11 +287,11 @@ def _recover(options: PruneOptions, model: Any, teacher: Any, loaders: Any, data
     if src.dataset is not None and src.dataset.get(key):
         same = src.dataset.get(key) == data_info.get(key)
         if not same:
-            log.warning("the recovery data's held-out split differs from the parent's: the held-out score "
+            log.warning("the recovery data's test split differs from the parent's: the test score "
                         "may include images the parent was trained on")
     bar.message(f"recovering: {options.epochs} epoch(s) on {len(loaders.train.cache)} images"
                 f"{', distilling from the unpruned model' if teacher is not None else ''} "
-                f"(held-out top-1: unpruned {unpruned_top1:.2%}, pruned {pruned_top1:.2%})")
+                f"(validation top-1: unpruned {unpruned_top1:.2%}, pruned {pruned_top1:.2%})")
     for p in model.parameters():
         p.requires_grad_(True)
     record = train(model, loaders, teacher=teacher, config=options.train_config(), progress=bar)
@@ -296,7 +322,8 @@ def _save_and_reload(model: Any, src: prune_source.Source, report: StructureRepo
 
 def _export_and_measure(options: PruneOptions, src: prune_source.Source, reloaded: Any, report: StructureReport,
                         recovery: Recovery | None, files: dict[str, Path], before_onnx: Path, threads: int,
-                        bar: TrainProgress) -> tuple[Any, tuple[Any, Any], PairedLatency | None]:
+                        bar: TrainProgress, accuracy: dict[str, Any] | None = None,
+                        ) -> tuple[Any, tuple[Any, Any], PairedLatency | None]:
     from edgekit.core.atomic import sha256_file
     from edgekit.core.manifest import WeightsInfo
     from edgekit.export import ExportOptions, export_model
@@ -354,6 +381,8 @@ def _export_and_measure(options: PruneOptions, src: prune_source.Source, reloade
             "verdict": verdict.to_json(),
             "target": "cpu",
             "recovery": recovery.to_json() if recovery is not None else None,
+            "accuracy": accuracy if accuracy is not None else {
+                "verdict": "not measured", "reason": "no labelled data: give --finetune DATA to recover and check"},
         }
         manifest = replace(art.manifest, extra={**art.manifest.extra, "prune": prune_extra})
         for f in inner.iterdir():
@@ -370,7 +399,7 @@ def _measure(options: PruneOptions, src: prune_source.Source, before: Path, afte
     from edgekit.data.embedded import load_embedded
     from edgekit.data.sampling import calibration_indices
 
-    ds = load_embedded(split="heldout")
+    ds = load_embedded(split="test")
     idx = calibration_indices(ds.labels, BENCH_SAMPLES, seed=options.seed)
     samples = [{"input": ds.load(int(i), src.preprocess)[None]} for i in idx]
     return paired_onnx_latency(before, after, samples, threads=threads, rounds=options.bench_rounds,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from edgekit.core.errors import ParityError, UsageError
+from edgekit.core.errors import CheckFailed, ParityError, UsageError
 from edgekit.core.lazy import require
 from edgekit.core.manifest import Artifact
 from edgekit.core.specs import TensorSpec
@@ -114,8 +114,10 @@ class OrtMethod:
         ctx.say("evaluating the INT8 model")
         cmp, info = ctx.measure(q0, ref, "onnxruntime")
         final, control = q0, None
-        if o.max_drop is not None and cmp["drop_pts"] > o.max_drop:
-            ctx.say(f"drop {cmp['drop_pts']:.2f} pts > {o.max_drop:g}: ranking layers by the error they add")
+        ub0 = ctx.select_bound(q0, "onnxruntime")[0] if o.max_drop is not None else None
+        if ub0 is not None and ub0 > o.max_drop:
+            ctx.say(f"validation: upper {o.confidence:.0%} bound of the drop {ub0:.2f} pts > {o.max_drop:g}: "
+                    "ranking layers by the error they add")
             ranking = quant_control.rank_nodes(pre, q0, ctx.calib_x, input_name=ctx.input_name, batch=p.batch,
                                                threads=o.threads)
 
@@ -123,25 +125,32 @@ class OrtMethod:
                 out = ctx.work / f"q{len(extra)}.onnx"
                 quant_ort.quantize_ort(pre, out, reader=reader, layout=layout, preset=p.preset,
                                        nodes_to_exclude=base + extra, cache_path=cache)
-                c, _ = ctx.measure(out, ref, "onnxruntime")
-                ctx.say(f"  {len(extra)} more layer(s) in float: drop {c['drop_pts']:.2f} pts")
-                return c["drop_pts"], c["candidate_top1"], out
+                ub, top1, _ = ctx.select_bound(out, "onnxruntime")
+                ctx.say(f"  {len(extra)} more layer(s) in float: validation drop upper bound {ub:.2f} pts")
+                return ub, top1, out
 
-            res = quant_control.accuracy_control(ranking, measure=trial, initial_drop=cmp["drop_pts"],
+            res = quant_control.accuracy_control(ranking, measure=trial, initial_drop=ub0,
                                                  budget_pts=o.max_drop, max_iterations=o.max_iterations,
                                                  initial_path=q0)
             groups["accuracy_control"] = res.kept_float
             control = res.to_json(o.max_drop, o.max_iterations)
             final = res.model_path or q0
+            if not quant_ort.float_nodes(onnx.load(str(final)))[0]:
+                raise CheckFailed(
+                    f"cannot meet the {o.max_drop:g} pt budget in INT8: even with every quantized layer back in "
+                    f"float ({len(res.kept_float)} layer(s)) the model is only its FP32 parent",
+                    hint="nothing was written; raise --max-drop or lower --confidence, try another --preset, or QAT")
             cmp, info = ctx.measure(final, ref, "onnxruntime")
         elif o.max_drop is not None:
-            control = {"iterations": 0, "fits": True, "kept_float": [], "drop_pts": cmp["drop_pts"],
-                       "budget_pts": o.max_drop}
+            control = {"iterations": 0, "fits": True, "kept_float": [], "upper_pts": ub0, "budget_pts": o.max_drop,
+                       "measured_on": "validation split"}
+        budget = ctx.judge(final, ref, "onnxruntime")
         qmodel = onnx.load(str(final))
         graph = _graph_counts(qmodel)
         quant_ort.check_layout(graph, layout)
         return _onnx_built(ctx, final, ref, ref_record, cmp, info, layout=layout.to_json(), recipe=recipe,
-                           patterns=patterns.to_json(), graph=graph, excluded_nodes=groups, accuracy_control=control)
+                           patterns=patterns.to_json(), graph=graph, excluded_nodes=groups, accuracy_control=control,
+                           budget=budget)
 
 
 class NncfOnnxMethod:
@@ -191,7 +200,8 @@ class NncfOpenVINOMethod:
                 f"{', accuracy control' if control else ''})")
         recipe = quant_nncf.quantize_openvino(
             ctx.parent.model_path, ctx.stage, calib_x=ctx.calib_x, batch=batch, preset=ctx.plan.preset,
-            ignored=ignored, eval_x=ctx.ev.x if control else None, eval_labels=ctx.ev.labels if control else None,
+            ignored=ignored, eval_x=ctx.ev_select.x if control and ctx.ev_select else None,
+            eval_labels=ctx.ev_select.labels if control and ctx.ev_select else None,
             max_drop_pts=o.max_drop, max_iterations=o.max_iterations)
         graph = recipe.pop("graph")
         ctx.say("evaluating the INT8 IR (OpenVINO CPU, f32, static batch)")
@@ -204,7 +214,9 @@ class NncfOpenVINOMethod:
             groups["accuracy_control"] = reverted
             accuracy_control = {**recipe.get("accuracy_control", {}), "kept_float": reverted,
                                 "drop_pts": cmp["drop_pts"], "fits": cmp["drop_pts"] <= o.max_drop,
-                                "note": "NNCF chose the reverted layers on the eval images: optimistic"}
+                                "note": "NNCF chose the reverted layers on the validation split; the reported "
+                                        "drop is on the test split"}
+        budget = ctx.judge(ctx.stage / quant_nncf.MODEL_XML, ref, "openvino") if control else None
         layout = {"name": "openvino-fakequantize", "format": "openvino-ir",
                   "activations": f"int8/uint8 per NNCF preset {recipe['preset']}",
                   "weights": "int8 symmetric per-channel",
@@ -212,7 +224,7 @@ class NncfOpenVINOMethod:
         report = QuantReport(ctx.header, ref_record, layout=layout, recipe=recipe, accuracy=cmp,
                              runtimes=(runtime_entry("openvino", info, cmp, primary=True),),
                              patterns=patterns.to_json(), graph=graph, excluded_nodes=groups,
-                             accuracy_control=accuracy_control)
+                             accuracy_control=accuracy_control, budget=budget)
         return Built(quant_nncf.MODEL_XML, _static(m.inputs, batch), _static(m.outputs, batch), report)
 
 
@@ -273,9 +285,9 @@ def method_for(options: QuantizeOptions,
 
 def build_candidate(options: QuantizeOptions, p: QuantizePlan, parent: Artifact, calib: CalibrationSet | None,
                     ev: EvalSet, work: Path, stage: Path, *, say: Callable[[str], None], budget: float,
-                    budget_source: str) -> Built:
+                    budget_source: str, ev_select: EvalSet | None = None) -> Built:
     if options.precision == "int8" and calib is None:
         raise UsageError("INT8 quantization needs calibration images", hint=quant_data.NO_CALIB_HINT)
     ctx = QuantContext(options, p, parent, calib, ev, work, stage, say, budget, budget_source,
-                       header=header(options, p, calib, ev))
+                       header=header(options, p, calib, ev, ev_select), ev_select=ev_select)
     return method_for(options, p).run(ctx)

@@ -95,15 +95,46 @@ def _load(ds: Any, idx: np.ndarray, spec: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(xs).astype(np.float32, copy=False), np.concatenate(used)
 
 
-def load_calibration(spec: str | Path, *, n: int, manifest: Manifest, seed: int) -> CalibrationSet:
-    """``n`` real images from ``spec`` (stratified, seeded), preprocessed for the model."""
+def _splits(ds: Any, manifest: Manifest, spec: str | Path, seed: int, *, eval_only: bool) -> Any:
+    from edgekit.data.recorded import split_rows
+
+    return split_rows(ds, manifest.extra.get("dataset"), spec, seed=seed, eval_only=eval_only)
+
+
+def _is_embedded(spec: str | Path | None) -> bool:
+    return spec is None or str(spec) == "embedded" or str(spec).startswith("embedded:")
+
+
+def _same(a: str | Path | None, b: str | Path | None) -> bool:
+    if a is None or b is None or _is_embedded(a) or _is_embedded(b):
+        return False
+    return Path(str(a)).expanduser().resolve() == Path(str(b)).expanduser().resolve()
+
+
+def load_calibration(spec: str | Path, *, n: int, manifest: Manifest, seed: int,
+                     eval_spec: str | Path | None = None) -> CalibrationSet:
+    """``n`` real images from ``spec`` (stratified, seeded), preprocessed for the model.
+
+    A folder or ``.npz`` the model was trained on, or that is also ``--eval``, is split first (the
+    model's recorded splits, else a seeded split, :mod:`edgekit.data.recorded`): calibration reads only
+    its *train* part, so validation and test images are disjoint from calibration by construction.
+    """
+    from edgekit.data.recorded import trained_on
+
     ds = load_dataset(spec, split="train")
-    if len(ds) < MIN_CALIB:
+    pool = None
+    if not _is_embedded(spec) and (_same(spec, eval_spec) or trained_on(manifest.extra.get("dataset"), spec)):
+        pool = _splits(ds, manifest, spec, seed, eval_only=False)["train"]
+    size = len(ds) if pool is None else int(pool.size)
+    if size < MIN_CALIB:
         raise DataError(
-            f"--calib {spec} holds {len(ds)} images; calibration needs at least {MIN_CALIB}",
+            f"--calib {spec} holds {size} images (its training part); calibration needs at least {MIN_CALIB}",
             hint="give more real images of the deployment domain (a few hundred is typical)",
         )
-    idx = calibration_indices(ds.labels, min(n, len(ds)), seed=seed)
+    if pool is None:
+        idx = calibration_indices(ds.labels, min(n, len(ds)), seed=seed)
+    else:
+        idx = pool[calibration_indices(ds.labels[pool], min(n, size), seed=seed)]
     x, used = _load(ds, idx, manifest.preprocess)
     if len(x) < MIN_CALIB:
         raise DataError(
@@ -114,9 +145,10 @@ def load_calibration(spec: str | Path, *, n: int, manifest: Manifest, seed: int)
     record = {
         "dataset": str(ds.name),
         "spec": str(spec),
-        "n": int(len(x)),
+        "split": "train" if pool is None else "train part of a seeded / recorded split",
+        "n": len(x),
         "asked": int(n),
-        "available": int(len(ds)),
+        "available": int(size),
         "seed": seed,
         "selection": "stratified by class, seeded (edgekit.data.calibration_indices)",
         "indices_sha256": hashlib.sha256(np.asarray(used, dtype=np.int64).tobytes()).hexdigest(),
@@ -125,7 +157,7 @@ def load_calibration(spec: str | Path, *, n: int, manifest: Manifest, seed: int)
         "file": "calibration.json",
     }
     if len(x) < n:
-        log.warning("calibrating with %d images (%d asked, %d available)", len(x), n, len(ds))
+        log.warning("calibrating with %d images (%d asked, %d available)", len(x), n, size)
     return CalibrationSet(x, sources, record)
 
 
@@ -136,36 +168,61 @@ def load_eval(
     manifest: Manifest,
     seed: int,
     exclude_sources: tuple[str, ...] = (),
+    split: str = "test",
+    calib_spec: str | Path | None = None,
 ) -> EvalSet:
-    """The evaluation images (see the module notes); DataError when ``spec``'s classes don't fit."""
-    if spec is not None:
-        ds = load_dataset(spec, split="heldout")
-        mapping: np.ndarray | None = check_labels_match(ds.classes, manifest.labels, num_classes=manifest.num_classes)
-        origin = "--eval"
-    else:
-        ds = load_embedded(split="heldout")
-        origin = "embedded held-out split (no --eval given)"
-        mapping = None
+    """Evaluation images of ``split`` (``validation`` selects, ``test`` reports); see the module notes.
+
+    Without ``spec``: the embedded set's ``split``; a model whose labels are not the embedded classes is
+    refused (DataError naming the fix) rather than judged on images of other classes. With a folder or
+    ``.npz``: the model's recorded split when it was trained on that data, else a seeded split of it
+    (:mod:`edgekit.data.recorded`); calibration images are never evaluation images.
+    """
+    if split not in ("validation", "test"):
+        raise UsageError(f"evaluation split must be validation or test, got {split!r}")
+    note = ""
+    if spec is None or _is_embedded(spec):
+        ds = load_embedded(split=split)
+        origin = f"embedded {split} split" + ("" if spec is not None else " (no --eval given)")
         if manifest.labels is None:
+            mapping: np.ndarray | None = None
             origin += "; the model has no labels: top-1 agreement only"
         else:
             try:
                 mapping = check_labels_match(ds.classes, manifest.labels, num_classes=manifest.num_classes)
-            except DataError:
-                origin += "; its classes are not the model's: top-1 agreement only"
+            except DataError as e:
+                raise DataError(
+                    f"the model's classes are not the embedded set's ({e.message}): judging it on the embedded "
+                    "images would measure nothing", hint="give --eval DIR laid out as <class>/<image> with the "
+                    "model's classes (e.g. the folder it was fine-tuned on: its recorded test split is used)",
+                ) from None
+        rows = np.arange(len(ds), dtype=np.int64)
+    else:
+        ds = load_dataset(spec)
+        mapping = check_labels_match(ds.classes, manifest.labels, num_classes=manifest.num_classes)
+        sp = _splits(ds, manifest, spec, seed, eval_only=not _same(spec, calib_spec))
+        rows = sp[split]
+        origin = f"--eval {split} split: {sp.note}"
+        note = sp.origin
     excl = {source_key(s) for s in exclude_sources}
-    overlap = [i for i in range(len(ds)) if excl and source_key(str(ds.source(i))) in excl]
-    idx = evaluation_indices(ds.labels, None if n is None or n >= len(ds) - len(overlap) else n, seed=seed,
-                             exclude=np.asarray(overlap, dtype=np.int64) if overlap else None)
-    if idx.size == 0:
-        raise DataError(f"no evaluation images left in {ds.name} after leaving out the calibration images")
+    overlap = [int(i) for i in rows.tolist() if excl and source_key(str(ds.source(int(i)))) in excl]
+    avail = np.setdiff1d(rows, np.asarray(overlap, dtype=np.int64)) if overlap else rows
+    if avail.size == 0:
+        raise DataError(f"no {split} images in {ds.name}" + (" after leaving out the calibration images"
+                                                             if overlap else ""),
+                        hint="give more images, or a separate --eval folder")
+    sel = evaluation_indices(ds.labels[avail], None if n is None or n >= avail.size else n, seed=seed)
+    idx = avail[sel]
     x, used = _load(ds, idx, manifest.preprocess)
     labels = None if mapping is None else mapping[ds.labels[used]]
     record = {
         "dataset": str(ds.name),
         "spec": None if spec is None else str(spec),
+        "split": split,
+        "role": "selects (not reported)" if split == "validation" else "reported",
+        "split_origin": note or "embedded",
         "origin": origin,
-        "n": int(len(x)),
+        "n": len(x),
         "labelled": labels is not None,
         "seed": seed,
         "left_out_as_calibration": len(overlap),

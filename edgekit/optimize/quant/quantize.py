@@ -5,9 +5,18 @@ artifact (it must have a manifest, be FP32 and not already quantized); plan
 (runtime, method, Q/DQ layout, preset); read real calibration images and the
 eval images; quantize in a work directory; check the graph's layout; compare
 with the FP32 parent on the same images (paired statistics); with
-``--max-drop``, keep layers in float until the drop fits, and fail (nothing
-written) if it cannot; write the model, ``calibration.json`` and the manifest
-last into a staging directory that becomes the output only when complete.
+``--max-drop``, keep layers in float until the upper ``--confidence`` bound
+of the drop on the **validation** split fits the budget
+(:mod:`edgekit.bench.budget`), then measure and report on the **test**
+split; write the model, ``calibration.json`` and the manifest last into a
+staging directory that becomes the output only when complete.
+
+A failed accuracy verdict (the budget not met on validation, broken on
+test, or, without ``--max-drop``, a drop over the default budget that the
+test split confirms) still writes the artifact, marked ``"verdict":
+"failed"`` in ``extra.quantization`` of its manifest, and raises
+:class:`CheckFailed` (exit 1). An accuracy control that ends with every
+layer in float "cannot meet the budget" (exit 1, nothing written).
 
 Dispatch (``--for`` names a runtime or a target profile, whose first runtime
 that supports the precision is used):
@@ -74,6 +83,8 @@ class QuantizeOptions:
     eval_size: int | None = opt(1000, rule=at_least(1, ">= 1"), help="Evaluation images.")
     batch: int | None = opt(None, rule=at_least(1, ">= 1"), help="Static batch size of the quantized model.")
     max_iterations: int = opt(8, rule=at_least(1, ">= 1"), help="Accuracy-control fallback rounds.")
+    confidence: float = opt(0.95, rule=Rule(lambda v: 0.5 <= v < 1, "in [0.5, 1)"),
+                            help="One-sided confidence of the upper bound --max-drop is judged on.")
     seed: int = 0
     threads: int | None = None
     overwrite: bool = False
@@ -204,28 +215,34 @@ def quantize(options: QuantizeOptions, *, progress: Progress | None = None) -> Q
     calib = None
     if options.precision == "int8":
         say(f"reading {options.calib_size} calibration images from {options.calib}")
-        calib = quant_data.load_calibration(options.calib, n=options.calib_size, manifest=m, seed=options.seed)  # type: ignore[arg-type]
-    say("reading evaluation images")
+        calib = quant_data.load_calibration(options.calib, n=options.calib_size, manifest=m, seed=options.seed,
+                                            eval_spec=options.eval)  # type: ignore[arg-type]
+    say("reading evaluation images (test split: reported)")
+    excl = calib.sources if calib else ()
     ev = quant_data.load_eval(options.eval, n=options.eval_size, manifest=m, seed=options.seed,
-                              exclude_sources=calib.sources if calib else ())
-    if options.max_drop is not None and not ev.labelled:
-        raise UsageError("--max-drop needs labelled eval images with the model's classes",
-                         hint="give --eval DIR laid out as <class>/<image> with the model's labels")
+                              exclude_sources=excl, split="test", calib_spec=options.calib)
+    say(f"evaluation: {ev.record['n']} images, {ev.record['origin']}")
+    ev_select = None
+    if options.max_drop is not None:
+        if not ev.labelled:
+            raise UsageError("--max-drop needs labelled eval images with the model's classes",
+                             hint="give --eval DIR laid out as <class>/<image> with the model's labels")
+        say("reading the validation split (accuracy control chooses on it; never reported)")
+        ev_select = quant_data.load_eval(options.eval, n=options.eval_size, manifest=m, seed=options.seed,
+                                         exclude_sources=excl, split="validation", calib_spec=options.calib)
+        if set(ev_select.sources) & set(ev.sources):  # pragma: no cover - disjoint by construction
+            raise UsageError("the validation and test images overlap", hint="report this as a bug")
     budget = options.max_drop if options.max_drop is not None else DEFAULT_BUDGET_PTS[options.precision]
     budget_source = "--max-drop" if options.max_drop is not None else "default (not enforced)"
     with tempfile.TemporaryDirectory(prefix="edgekit-quantize-") as tmp, \
             staged_dir(options.output, overwrite=options.overwrite) as stage:
         built = build_candidate(options, p, parent, calib, ev, Path(tmp), stage, say=say,
-                                budget=budget, budget_source=budget_source)
+                                budget=budget, budget_source=budget_source, ev_select=ev_select)
         report = built.report.to_json()
-        acc = report["accuracy"]
-        if options.max_drop is not None and acc.get("drop_pts") is not None and acc["drop_pts"] > options.max_drop:
-            kept = report.get("accuracy_control", {}).get("kept_float", [])
-            raise CheckFailed(
-                f"the INT8 model drops {acc['drop_pts']:.2f} pts of top-1 on {acc['n']} images, over the "
-                f"{options.max_drop:g} pt budget even with {len(kept)} layer(s) kept in float",
-                hint="nothing was written; raise --max-drop or --max-iterations, try another --preset, or use QAT",
-            )
+        failure = accuracy_failure(report, options)
+        report["verdict"] = "failed" if failure else "passed"
+        if failure:
+            report["verdict_reason"] = failure
         if calib is not None:
             (stage / "calibration.json").write_text(
                 json.dumps({"record": calib.record, "sources": list(calib.sources)}, indent=1) + "\n", encoding="utf-8")
@@ -233,7 +250,28 @@ def quantize(options: QuantizeOptions, *, progress: Progress | None = None) -> Q
         manifest = _manifest(parent, p, options, built.model_file, built.inputs, built.outputs, report, stage)
         manifest.write(stage)
     say(f"wrote {options.output}")
+    if failure:
+        raise CheckFailed(failure, hint=f"the artifact was kept in {options.output}, marked \"verdict\": \"failed\" "
+                                        "in its manifest; raise --max-drop, try another --preset, or use QAT")
     return QuantizeResult(load_artifact(options.output), report, report["seconds"])
+
+
+def accuracy_failure(report: dict[str, Any], options: QuantizeOptions) -> str | None:
+    """Why the accuracy verdict failed, or None (see the module notes)."""
+    budget = report.get("budget")
+    if budget is not None:
+        if not budget["accepted"]:
+            kept = (report.get("accuracy_control") or {}).get("kept_float", [])
+            return (f"the {options.precision.upper()} model does not meet the {options.max_drop:g} pt budget even "
+                    f"with {len(kept)} layer(s) kept in float: {budget['statement']}")
+        if budget["breaks_on_test"]:
+            return f"accepted on the validation split but it breaks the budget on test: {budget['statement']}"
+        return None
+    paired = (report.get("accuracy") or {}).get("paired")
+    if paired and paired.get("verdict") == "fail":
+        return (f"{options.precision.upper()} accuracy check failed on the test split: {paired['reason']} "
+                f"(default budget; set yours with --max-drop)")
+    return None
 
 
 def _manifest(parent: Artifact, p: QuantizePlan, options: QuantizeOptions, model_file: str, inputs: Any,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgekit.core.errors import UsageError
 from edgekit.core.lazy import available
 from edgekit.core.manifest import Artifact
 from edgekit.core.specs import TensorSpec
@@ -40,6 +41,8 @@ class QuantReport:
     graph: dict[str, Any] | None = None
     excluded_nodes: dict[str, list[str]] | None = None
     accuracy_control: dict[str, Any] | None = None
+    #: --max-drop's verdict: accepted on the validation upper bound, measured on test (edgekit.bench.budget)
+    budget: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {**self.header, "reference": self.reference}
@@ -51,6 +54,8 @@ class QuantReport:
             if value is not None:
                 d[key] = value
         d.update(accuracy=self.accuracy, runtimes=list(self.runtimes))
+        if self.budget is not None:
+            d["budget"] = self.budget
         return d
 
 
@@ -79,6 +84,9 @@ class QuantContext:
     budget: float
     budget_source: str
     header: dict[str, Any] = field(default_factory=dict)
+    #: the validation split: accuracy control chooses on it, nothing measured on it is reported
+    ev_select: EvalSet | None = None
+    _vref: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def input_name(self) -> str:
@@ -106,9 +114,37 @@ class QuantContext:
     def compare(self, ref: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
         return compare(ref, logits, self.ev.labels, budget_pts=self.budget, budget_source=self.budget_source)
 
+    def select_bound(self, path: Path, runtime: str) -> tuple[float, float, np.ndarray]:
+        """(upper --confidence bound of the drop, candidate top-1, logits) on the validation split."""
+        from edgekit.bench.budget import upper_bound
+
+        ev, o = self.ev_select, self.options
+        if ev is None or ev.labels is None or o.max_drop is None:
+            raise UsageError("accuracy control needs --max-drop and labelled validation images")
+        if runtime not in self._vref:
+            self._vref[runtime], _ = run_logits(self.parent.model_path, ev.x, runtime=runtime, batch=self.plan.batch,
+                                                threads=o.threads)
+        logits, _ = run_logits(path, ev.x, runtime=runtime, batch=self.plan.batch, threads=o.threads)
+        ub, pc = upper_bound(self._vref[runtime], logits, ev.labels, budget_pts=o.max_drop, confidence=o.confidence)
+        return ub, pc.candidate_top1, logits
+
+    def judge(self, path: Path, ref: np.ndarray, runtime: str) -> dict[str, Any] | None:
+        """The --max-drop verdict: accepted on the validation upper bound, measured on test; None without one."""
+        from edgekit.bench.budget import judge
+
+        o, ev = self.options, self.ev_select
+        if o.max_drop is None or ev is None or self.ev.labels is None:
+            return None
+        _, _, vlog = self.select_bound(path, runtime)
+        tlog, _ = run_logits(path, self.ev.x, runtime=runtime, batch=self.plan.batch, threads=o.threads)
+        v = judge((self._vref[runtime], vlog, ev.labels), (ref, tlog, self.ev.labels), budget_pts=o.max_drop,
+                  confidence=o.confidence)
+        self.say(v.statement)
+        return v.to_json()
+
 
 def header(options: QuantizeOptions, plan: QuantizePlan, calib: CalibrationSet | None,
-           ev: EvalSet) -> dict[str, Any]:
+           ev: EvalSet, ev_select: EvalSet | None = None) -> dict[str, Any]:
     """The report's first keys: what was asked and what was planned."""
     int8 = options.precision == "int8"
     return {
@@ -116,6 +152,7 @@ def header(options: QuantizeOptions, plan: QuantizePlan, calib: CalibrationSet |
         "runtime": plan.runtime, "target": plan.target, "for": options.target, "arch": plan.arch,
         "preset": {**plan.preset.to_json(), "chosen": plan.preset_choice} if int8 else None,
         "calib": calib.record if calib else None, "eval": ev.record,
+        "select": ev_select.record if ev_select is not None else None,
     }
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.data.recorded import sample_id
 from edgekit.core.errors import DataError, UsageError
 from edgekit.core.specs import PreprocessSpec
 from edgekit.data.dataset import Dataset
@@ -75,21 +76,6 @@ class ImageCache:
         h.update(np.ascontiguousarray(self.images).tobytes())
         h.update(self.labels.astype("<i8").tobytes())
         return h.hexdigest()
-
-
-def sample_id(dataset: Dataset, row: int) -> str:
-    """A stable name of a sample: its id in an ArrayDataset, its path below an ImageFolder root."""
-    ids = getattr(dataset, "ids", None)
-    if isinstance(ids, np.ndarray):  # ArrayDataset: the index in its source (the embedded file)
-        return str(int(ids[row]))
-    src = dataset.source(row)
-    root = getattr(dataset, "root", None)
-    if isinstance(src, Path) and isinstance(root, Path):
-        try:
-            return src.relative_to(root).as_posix()
-        except ValueError:
-            return src.as_posix()
-    return str(src)
 
 
 def _check_spec(spec: PreprocessSpec) -> None:

@@ -3,9 +3,11 @@
 Order of work: validate every option and the output directory; resolve the
 model; build it with its base weights (ImageNet, a checkpoint, or none) so a
 missing weight file fails before the data is read; decode the data once into
-memory and split it (the held-out split is never trained on); give the model
-a new head, freeze what is asked; train with a seeded, deterministic loop,
-keeping the epoch with the best held-out top-1; save the weights as
+memory and split it into train / validation / test (see
+:mod:`edgekit.optimize.train.splits`); give the model a new head, freeze what
+is asked; train with a seeded, deterministic loop, keeping the epoch with the
+best *validation* top-1; measure the kept model once on the *test* split (the
+number that is reported; it chose nothing); save the weights as
 safetensors; export a checked ONNX artifact (parity against the trained
 model) whose ``edgekit.json`` records labels, preprocessing, the training
 record, the dataset fingerprint and the lineage, with the checkpoint in the
@@ -64,6 +66,7 @@ class FinetuneOptions:
     unfreeze_from: str | None = None
     img_size: int | None = opt(None, rule=between(16, 1024), help="Input size (default: the model's own).")
     val_split: float | None = None
+    test_split: float | None = None
     seed: int = opt(0, rule=at_least(0, ">= 0"), help="Seed of the split, the initialization and the batches.")
     batch_size: int = opt(64, rule=at_least(2), help="Training batch size.")
     lr: float | None = opt(None, rule=positive(), help="Peak learning rate (AdamW; default by starting point).")
@@ -71,7 +74,7 @@ class FinetuneOptions:
     label_smoothing: float = opt(0.1, rule=Rule(lambda v: 0 <= v < 1, "in [0, 1)"), help="Label smoothing.")
     #: an AugmentConfig, or True/False for the default augmentations / none
     augment: AugmentConfig | bool = True
-    select: str = opt("best", rule=one_of(("best", "last")), help="Keep the best held-out epoch or the last.")
+    select: str = opt("best", rule=one_of(("best", "last")), help="Keep the best validation epoch or the last.")
     train_limit: int | None = opt(None, rule=at_least(2), help="Train on at most this many images.")
     threads: int | None = opt(None, rule=at_least(1, ">= 1"), help="Torch threads.")
     opset: int = opt(17, rule=OPSET_RULE, help="ONNX opset of the exported artifact.")
@@ -85,10 +88,10 @@ class FinetuneOptions:
     def check(self) -> None:
         """The values alone (no file is touched): what ``edgekit run --dry-run`` checks."""
         check_fields(self)
-        check_val_split(self.val_split)
+        check_val_split(self.val_split, self.test_split)
         if is_embedded(self.data) and self.data not in (None, EMBEDDED):
             raise UsageError(
-                f"--data {self.data!r}: fine-tuning uses the embedded train split and holds out its held-out split",
+                f"--data {self.data!r}: fine-tuning uses the embedded set's own train / validation / test splits",
                 hint="pass --data embedded",
             )
         if self.freeze_backbone and self.unfreeze_from:
@@ -142,8 +145,12 @@ class FinetuneResult:
     #: the trained torch model in memory (eval mode), the one the checkpoint holds
     model_object: Any = field(default=None, repr=False, compare=False)
 
+    #: top-1 of the kept model on the test split (reported; the validation split chose the epoch)
+    test_top1: float | None = None
+
     @property
     def heldout_top1(self) -> float:
+        """Top-1 on the validation split (it selected the epoch: optimistic; see ``test_top1``)."""
         return self.record.heldout_top1
 
     def to_json(self) -> dict[str, Any]:
@@ -154,6 +161,8 @@ class FinetuneResult:
             "img_size": self.img_size,
             "base_weights": self.base_weights.to_json(),
             "heldout_top1": self.heldout_top1,
+            "validation_top1": self.heldout_top1,
+            "test_top1": self.test_top1,
             "selected_epoch": self.record.selected_epoch,
             "training": self.record.to_json(),
             "dataset": self.dataset,
@@ -196,7 +205,8 @@ def finetune(
         if options.lr is None and base.weights.random_init and not transfer.has_normalization(base.model):
             cfg = replace(cfg, lr=LR_SCRATCH_NO_NORM)
         bar.message(f"reading and caching {options.data or 'embedded'} at {size}x{size}")
-        data = prepare(options.data, spec, val_split=options.val_split, seed=options.seed,
+        data = prepare(options.data, spec, val_split=options.val_split, test_split=options.test_split,
+                       seed=options.seed,
                        train_limit=options.train_limit)
         classes = data.train.classes
         model = base.model
@@ -210,13 +220,19 @@ def finetune(
         trainable = transfer.apply_freeze(
             model, entry, freeze_backbone=options.freeze_backbone, unfreeze_from=options.unfreeze_from
         )
-        loaders = Loaders.from_caches(data.train, data.heldout, batch_size=options.batch_size,
+        loaders = Loaders.from_caches(data.train, data.validation, batch_size=options.batch_size,
                                       seed=options.seed, augment=options.augment_config)
         bar.message(
             f"training {entry.name} ({trainable}) on {len(data.train)} images, "
-            f"held-out {len(data.heldout)}, {cfg.epochs} epoch(s), {threads} thread(s)"
+            f"validation {len(data.validation)} (selects), test {len(data.test)} (reports), {cfg.epochs} epoch(s), "
+            f"{threads} thread(s)"
         )
         record = train(model, loaders, config=cfg, progress=bar)
+        test_top1 = _test_top1(model, data.test)
+        bar.message(f"test top-1 {test_top1:.2%} on {len(data.test)} images (validation chose epoch "
+                    f"{record.selected_epoch}: {record.heldout_top1:.2%})")
+    data.info["test_top1"] = test_top1
+    data.info["validation_top1"] = record.heldout_top1
     chance = 1.0 / len(classes)
     if record.heldout_top1 <= 1.5 * chance:
         log.warning("%s", did_not_learn_advice(entry.name, record.heldout_top1, chance, cfg.lr,
@@ -257,7 +273,16 @@ def finetune(
         recipe=recipe,
         seconds=(time.perf_counter_ns() - t0) / 1e9,
         model_object=model,
+        test_top1=test_top1,
     )
+
+
+def _test_top1(model: Any, test: Any) -> float:
+    """Top-1 of ``model`` on the test split (eval mode; the training mode is restored)."""
+    from edgekit.optimize.train.batches import EvalBatches
+    from edgekit.optimize.train.loop import evaluate
+
+    return float(evaluate(model, EvalBatches(test, batch_size=256))[1])
 
 
 def _class_names(data: str | Path | None) -> tuple[str, ...]:

@@ -31,7 +31,7 @@ class TrainConfig:
 
     The learning rate warms up linearly for ``warmup_epochs`` (fractions
     allowed), then follows a cosine to ``lr * min_lr_ratio``. ``select``
-    keeps the epoch with the best held-out top-1 (``best``, ties go to the
+    keeps the epoch with the best validation top-1 (``best``, ties go to the
     earlier epoch) or the last one.
     """
 
@@ -171,7 +171,7 @@ class LogProgress:
     def epoch_end(self, r: EpochRecord) -> None:
         self._say(
             f"epoch {r.epoch}/{self._epochs}: loss {r.train_loss:.4f}, train top-1 {r.train_top1:.2%}, "
-            f"held-out top-1 {r.heldout_top1:.2%} ({r.seconds:.1f} s, {r.cpu_seconds:.1f} CPU-s)"
+            f"validation top-1 {r.heldout_top1:.2%} ({r.seconds:.1f} s, {r.cpu_seconds:.1f} CPU-s)"
         )
 
 
