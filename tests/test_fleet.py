@@ -312,3 +312,61 @@ def test_local_targets_share_the_host_lane_and_never_bench_at_the_same_time(tmp_
     assert len(spans) == 6 and all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
     assert {r.worker for r in result.records if r.job.target in ("cpu", "intel-cpu")} == {"edgekit-host"}
     assert set(result.reports) == {"cpu", "intel-cpu", "device:a"}
+
+
+# --- over real SSH: two registered devices on the loopback sshd (remote's fixtures) ------------------------------
+
+def two_ssh_devices(device_registry, sshd_server, tmp_path, monkeypatch) -> list[str]:
+    """'lab' and 'lab2': two registry entries on the loopback sshd (one workdir: the venv is provisioned once,
+    each remote run has its own run directory), in a registry of this test's own."""
+    from click.testing import CliRunner
+
+    from edgekit.cli.main import cli
+
+    reg, work = device_registry
+    mine = tmp_path / "devices.toml"
+    mine.write_text(Path(reg).read_text())
+    monkeypatch.setenv("EDGEKIT_DEVICES", str(mine))
+    s = sshd_server
+    r = CliRunner().invoke(cli, ["devices", "add", "lab2", "--host", f"{s.user}@127.0.0.1:{s.port}",
+                                 "--workdir", str(work), "--ssh-config", str(s.ssh_config),
+                                 "--identity", str(s.client_key), "--known-hosts", str(s.known_hosts)])
+    assert r.exit_code == 0, r.output
+    return ["device:lab", "device:lab2"]
+
+
+SSH_SPEC = BenchSpec(runtimes=("onnxruntime",), precisions=("fp32",), batch=(1,), min_duration=0.3,
+                     min_iterations=20, warmup=0.05, eval_size=64, seed=3)
+
+
+@pytest.mark.slow
+def test_a_two_device_sweep_over_ssh(first_run, device_registry, sshd_server, labelled_artifact, tmp_path,
+                                     monkeypatch):
+    """The default executor, two loopback SSH devices: each benches over remote's transport (probe, push,
+    edgekit bench under the device agent, fetch); results per device, one job at a time per device."""
+    from edgekit.pipeline.fleet import plan_jobs
+
+    monkeypatch.setattr("edgekit.pipeline.fleet._artifact_sha", lambda job: f"sha-of-{job.name}")
+    targets = two_ssh_devices(device_registry, sshd_server, tmp_path, monkeypatch)
+    work = plan_jobs(targets, [("m-a", Path(labelled_artifact)), ("m-b", Path(labelled_artifact))])
+    result = run_sweep(work, output=tmp_path / "out", factory=SessionFactory(SSH_SPEC), executor=ThreadExecutor(),
+                       spec=SSH_SPEC, timeout_s=600)
+    assert not result.invalid, [r.reason for r in result.invalid]
+    assert_exclusive(result.records)
+    for t in targets:
+        rep = result.reports[t]
+        assert rep.target_name == t and [r.status for r in rep.results] == ["ok", "ok"]
+        assert all(r.accuracy is not None for r in rep.results)
+    # a device that is gone (its host unreachable) marks its own rows invalid; the other finishes
+    from click.testing import CliRunner
+
+    from edgekit.cli.main import cli
+
+    r = CliRunner().invoke(cli, ["devices", "add", "gone", "--host", "nobody@127.0.0.1:9", "--workdir",
+                                 str(tmp_path / "w")])
+    assert r.exit_code == 0, r.output
+    work = plan_jobs(["device:gone", "device:lab"], [("m-a", Path(labelled_artifact))])
+    result = run_sweep(work, output=tmp_path / "out2", factory=SessionFactory(SSH_SPEC), executor=ThreadExecutor(),
+                       spec=SSH_SPEC, timeout_s=600)
+    assert [r.job.target for r in result.invalid] == ["device:gone"] and "device lost" in result.invalid[0].reason
+    assert [r.status for r in result.reports["device:lab"].results] == ["ok"]
