@@ -21,7 +21,8 @@ pytestmark = pytest.mark.usefixtures("_no_artifact_hashing")
 from tests.test_fleet import _no_artifact_hashing  # noqa: E402,F401  (the fixture, used above)
 
 REPO = str(Path(__file__).resolve().parents[1])
-FAKE_DEVICES = ["device:a", "device:b", "device:c", "host"]  # host: the lane of the local targets
+FAKE_DEVICES = ["device:a", "device:b", "device:c", "host",  # host: the lane of the local targets
+                "device:lab", "device:lab2"]  # the loopback SSH devices
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -121,3 +122,23 @@ def test_a_pipeline_on_ray_runs_its_steps_as_tasks_and_benches_cpu_and_two_devic
     assert ray.is_initialized()  # the module's instance: the run did not start (or stop) its own
     again = run_pipeline(pipe, output=tmp_path / "o", cache_root=tmp_path / "c", history=False, fleet=fleet)
     assert {o.status for o in again.outcomes} == {"cached"}
+
+
+@pytest.mark.slow
+def test_a_two_device_sweep_over_ssh_on_ray(first_run, device_registry, sshd_server, labelled_artifact, tmp_path,
+                                            monkeypatch):
+    """The Ray executor on the two loopback SSH devices: each actor drives its device over remote's transport
+    (Ray itself only on this host)."""
+    from edgekit.pipeline.devices import SessionFactory
+    from edgekit.pipeline.fleet import plan_jobs, run_sweep
+    from tests.test_fleet import SSH_SPEC, two_ssh_devices
+
+    targets = two_ssh_devices(device_registry, sshd_server, tmp_path, monkeypatch)
+    work = plan_jobs(targets, [("m-a", Path(labelled_artifact)), ("m-b", Path(labelled_artifact))])
+    result = run_sweep(work, output=tmp_path / "out", factory=SessionFactory(SSH_SPEC), executor=RayExecutor(),
+                       spec=SSH_SPEC, timeout_s=600)
+    assert not result.invalid, [r.reason for r in result.invalid]
+    assert_exclusive(result.records)
+    assert all(r.worker.startswith("ray-actor-") for r in result.records)
+    for t in targets:
+        assert [r.status for r in result.reports[t].results] == ["ok", "ok"]

@@ -1,7 +1,8 @@
 """``--executor ray``: the same sweep as one Ray actor per device, on the host side only.
 
 * Each device gets one actor (:class:`_DeviceActor`) that holds its session
-  (its SSH connection) for the whole sweep and runs its jobs one at a time
+  (made on the driver, so the device is resolved from the user's registry
+  there; its SSH connection opened in the actor) for the whole sweep and runs its jobs one at a time
   (an actor runs one method at a time). The actor asks for ``num_cpus=0`` and
   the custom resource ``edgekit-device:<lane>`` = 1 (a device, or ``host`` for the local targets): a cluster that
   declares each device's resource once can never place two actors of one
@@ -48,10 +49,9 @@ def resource_name(target: str) -> str:
 class _DeviceActor:
     """Holds one device's session; ``bench`` runs one job (Ray serializes an actor's calls)."""
 
-    def __init__(self, target: str, factory: MakeSession) -> None:
+    def __init__(self, target: str, session: Any) -> None:
         self.target = target
-        self.factory = factory
-        self.session: Any = None
+        self.session = session  # made on the driver (the device resolved there), opened here
         self.lost: str | None = None
 
     def open(self) -> str | None:
@@ -59,7 +59,6 @@ class _DeviceActor:
         from edgekit.core.errors import EdgekitError
 
         try:
-            self.session = self.factory(self.target)
             self.session.open()
         except (EdgekitError, OSError) as e:
             self.lost = e.one_line() if isinstance(e, EdgekitError) else f"{type(e).__name__}: {e}"
@@ -122,10 +121,23 @@ class RayExecutor:
 
     def _sweep(self, ray: Any, work: dict[str, list[BenchJob]], targets: list[str], factory: MakeSession,
                timeout_s: float, on_record: OnRecord) -> list[JobRecord]:
+        from edgekit.core.errors import EdgekitError
+
         actor_cls = ray.remote(num_cpus=0, max_restarts=0, max_task_retries=0)(_DeviceActor)
-        actors = {t: actor_cls.options(resources={resource_name(t): 1}).remote(t, factory) for t in targets}
         records: dict[str, list[JobRecord]] = {t: [] for t in targets}
         queue = {t: list(work[t]) for t in targets}
+        sessions: dict[str, Any] = {}
+        for t in list(targets):
+            try:  # resolved here, on the driver: the registry, files and environment the user ran with
+                sessions[t] = factory(t)
+            except (EdgekitError, OSError) as e:
+                why = e.one_line() if isinstance(e, EdgekitError) else f"{type(e).__name__}: {e}"
+                for job in queue[t]:
+                    records[t].append(invalid(job, f"device unavailable: {why}", worker=f"ray-driver-{t}", lost=True))
+                    on_record(records[t][-1])
+                queue[t] = []
+                targets.remove(t)
+        actors = {t: actor_cls.options(resources={resource_name(t): 1}).remote(t, sessions[t]) for t in targets}
         pending: dict[Any, tuple[str, BenchJob | None, float]] = {}  # ref -> (target, job or None: open, deadline)
         guard = timeout_s + self.grace_s
 
