@@ -27,7 +27,7 @@ _COMMON = ["benchmarks/common.py", "benchmarks/provenance.py", "edgekit/core/**/
            "edgekit/runtime/**/*.py", "edgekit/bench/**/*.py"]
 _PIPELINE = [*_COMMON, "edgekit/optimize/**/*.py", "edgekit/export/**/*.py", "edgekit/zoo/**/*.py",
              "edgekit/pipeline/**/*.py", "edgekit/graph/**/*.py", "benchmarks/optimize.py",
-             "benchmarks/optimize_report.py"]
+             "benchmarks/optimize_report.py", "benchmarks/optimize_paired.py", "benchmarks/bars.py"]
 #: result name -> the code paths (globs, relative to the repository root) its numbers depend on
 CODE_PATHS: dict[str, list[str]] = {
     "overhead": [*_COMMON, "benchmarks/overhead.py"],

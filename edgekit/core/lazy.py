@@ -18,6 +18,7 @@ EXTRA_OF: dict[str, str] = {
     "onnxscript": "torch",
     "nncf": "openvino",
     "torch_pruning": "prune",
+    "ray": "ray",
 }
 
 
