@@ -36,6 +36,9 @@ CODE_PATHS: dict[str, list[str]] = {
     "optimize": [*_PIPELINE, "benchmarks/pipelines/optimize.toml", "benchmarks/pipelines/optimize-coatnet.toml"],
     "prune": [*_PIPELINE, "benchmarks/pipelines/prune.toml", "benchmarks/prune_control.py"],
     "presets": [*_PIPELINE, "benchmarks/pipelines/presets.toml"],
+    "remote_overhead": [*_COMMON, "edgekit/remote/**/*.py", "edgekit/cli/bench.py", "benchmarks/remote_overhead.py"],
+    "fleet_overhead": [*_COMMON, "edgekit/pipeline/executors.py", "edgekit/pipeline/ray_executor.py",
+                       "edgekit/pipeline/ray_steps.py", "benchmarks/fleet_overhead.py"],
 }
 
 
