@@ -10,6 +10,7 @@ import click
 
 from edgekit.cli import ui
 from edgekit.pipeline.run import RunProgress
+from edgekit.telemetry.detect import PowerChoice
 
 
 class RichRunProgress(RunProgress):
@@ -93,9 +94,12 @@ class RichRunProgress(RunProgress):
 @click.option("--no-history", is_flag=True, help="Do not append the results to the history database.")
 @click.option("--history-db", type=click.Path(path_type=Path), default=None, help="History database path.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan or the outcome as JSON.")
+@click.option("--power", default=None, type=click.Choice([str(c) for c in PowerChoice]),
+              help="Power source sampled during each latency window (energy per inference), as 'edgekit bench "
+                   "--power' (default: the pipeline's [bench] power, else auto).")
 def run_cmd(pipeline_file: Path | None, target: str | None, device: str | None, force: bool, dry_run: bool, output: Path,
             cache_dir: Path | None, threads: int | None, no_history: bool, history_db: Path | None,
-            as_json: bool) -> None:
+            as_json: bool, power: str | None) -> None:
     """Run a pipeline: models x recipes -> artifacts -> bench -> reports.
 
     With no PIPELINE_FILE, runs the embedded default: a MobileNetV3-small
@@ -119,7 +123,7 @@ def run_cmd(pipeline_file: Path | None, target: str | None, device: str | None, 
     show = not as_json and not ui.quiet() and ui.stderr.is_terminal
     n_steps = len(pipeline.models) * (1 + sum(1 for r in pipeline.recipes if r.kind))
     kw = dict(output=output, target=target, force=force, cache_root=cache_dir, threads=threads,
-              history=not no_history, history_db=history_db, device=device)
+              history=not no_history, history_db=history_db, device=device, power=power)
     if show:
         with RichRunProgress(f"edgekit run {pipeline.name}", n_steps) as bar:
             result = run_pipeline(pipeline, progress=bar, **kw)  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ from edgekit.pipeline.config import Pipeline
 from edgekit.pipeline.gate import RunCheck, check_run
 from edgekit.pipeline.kinds import KINDS, StepInput, run_tool
 from edgekit.pipeline.plan import Plan, Step, make_plan
+from edgekit.telemetry.detect import PowerChoice
 
 log = logging.getLogger(__name__)
 
@@ -194,8 +195,10 @@ def preflight(plan: Plan, *, device: str | None = None) -> None:
 
 
 def _bench(plan: Plan, pipeline: Pipeline, artifacts: list[Path], *, threads: int | None,
-           progress: RunProgress, device: str | None = None, device_target: str | None = None) -> Any:
+           progress: RunProgress, device: str | None = None, device_target: str | None = None,
+           power: str | None = None) -> Any:
     from edgekit.bench.runner import BenchOptions, run_bench
+    from edgekit.telemetry import TelemetryOptions
 
     b, g = pipeline.bench, pipeline.gate
     options = BenchOptions(
@@ -213,6 +216,7 @@ def _bench(plan: Plan, pipeline: Pipeline, artifacts: list[Path], *, threads: in
         seed=pipeline.seed,
         accuracy_budget_pts=g.max_top1_drop,
         command=("edgekit", "run", pipeline.origin),
+        telemetry=TelemetryOptions(power=power or b.power),  # energy per inference, as 'edgekit bench' measures it
     )
     if device is not None:  # bench steps on the device over SSH; host steps ran here (edgekit.remote)
         from edgekit.remote.devices import get_device
@@ -234,12 +238,19 @@ def run_pipeline(
     history_db: Path | None = None,
     progress: RunProgress | Callable[[str], None] | None = None,
     device: str | None = None,
+    power: str | None = None,
 ) -> RunResult:
-    """Run every step (cache hits are skipped), bench every artifact, write the reports, check ``[gate]``."""
+    """Run every step (cache hits are skipped), bench every artifact, write the reports, check ``[gate]``.
+
+    ``power`` overrides the pipeline's ``[bench] power`` (``auto`` unless set): the power source of each latency
+    window, as ``edgekit bench --power``.
+    """
     t_start, c_start = time.perf_counter_ns(), time.process_time_ns()
     bar = progress if isinstance(progress, RunProgress) else RunProgress(progress)
     if threads is not None and (isinstance(threads, bool) or threads < 1):
         raise UsageError(f"--threads must be >= 1, got {threads}")
+    if power is not None and power not in set(PowerChoice):  # before any step: a bad name fails now, not after them
+        raise UsageError(f"unknown power source {power!r}", hint=f"choose one of {', '.join(PowerChoice)}")
     cache = StepCache(cache_root, force=force)
     for stale in cache.sweep():
         log.info("removed %s, left by an interrupted run", stale)
@@ -297,7 +308,8 @@ def run_pipeline(
     published = publish_artifacts(plan, done, output)
     bar.message(f"benchmarking {len(plan.artifacts)} artifact(s) on target {plan.target}")
     t_bench, c_bench = time.perf_counter_ns(), time.process_time_ns()
-    report = _bench(plan, pipeline, published, threads=threads, progress=bar, device=device, device_target=target)
+    report = _bench(plan, pipeline, published, threads=threads, progress=bar, device=device, device_target=target,
+                    power=power)
     t_bench, c_bench = time.perf_counter_ns() - t_bench, time.process_time_ns() - c_bench
     from edgekit.bench.results import write_report
 

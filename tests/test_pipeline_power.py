@@ -1,0 +1,111 @@
+"""``edgekit run`` measures energy like ``edgekit bench``: the pipeline's ``[bench] power`` (default auto) and
+``edgekit run --power`` reach the bench's telemetry, so pipeline results carry energy per inference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from click.testing import CliRunner
+
+from edgekit.cli.main import cli
+from edgekit.core.errors import UsageError
+from edgekit.pipeline import run as run_mod
+from edgekit.pipeline.config import load_pipeline, parse_pipeline
+from edgekit.pipeline.run import RunProgress
+from edgekit.telemetry import session as session_mod
+
+BASE = """\
+[pipeline]
+name = "p"
+target = "cpu"
+
+[bench]
+min_duration = 1.0
+min_iterations = 20
+warmup = 0.1
+eval_size = 64
+runtimes = ["onnxruntime"]
+{extra}
+
+[[model]]
+name = "mobilenetv3_small_100"
+"""
+
+
+def pipeline(tmp_path: Path, extra: str = ""):
+    p = tmp_path / "pipeline.toml"
+    p.write_text(BASE.format(extra=extra), encoding="utf-8")
+    return load_pipeline(p)
+
+
+def bench_options(monkeypatch: pytest.MonkeyPatch, pipe, power: str | None = None):
+    """The BenchOptions the pipeline's bench step hands to run_bench."""
+    import edgekit.bench.runner as runner_mod
+
+    seen = []
+    monkeypatch.setattr(runner_mod, "run_bench", lambda options, **k: seen.append(options))
+    run_mod._bench(SimpleNamespace(target="cpu"), pipe, [], threads=None, progress=RunProgress(), power=power)
+    (options,) = seen
+    return options
+
+
+def test_power_defaults_to_auto_like_bench(tmp_path, monkeypatch):
+    pipe = pipeline(tmp_path)
+    assert pipe.bench.power == "auto"
+    t = bench_options(monkeypatch, pipe).telemetry
+    assert t is not None and t.power == "auto"
+
+
+def test_pipeline_key_and_the_override(tmp_path, monkeypatch):
+    pipe = pipeline(tmp_path, 'power = "off"')
+    assert bench_options(monkeypatch, pipe).telemetry.power == "off"
+    assert bench_options(monkeypatch, pipe, power="rapl").telemetry.power == "rapl"  # --power wins
+
+
+def test_a_bad_power_key_names_the_field(tmp_path):
+    with pytest.raises(UsageError, match=r"bench\.power"):
+        parse_pipeline({"pipeline": {"name": "t"}, "model": [{"name": "m"}], "bench": {"power": "watts"}},
+                       origin="t.toml")
+
+
+def test_a_bad_override_fails_before_any_step(tmp_path, monkeypatch):
+    monkeypatch.setattr(run_mod, "StepCache", lambda *a, **k: pytest.fail("a step cache was opened"))
+    with pytest.raises(UsageError, match="unknown power source"):
+        run_mod.run_pipeline(pipeline(tmp_path), output=tmp_path / "out", power="watts")
+
+
+def test_cli_power_reaches_the_run(tmp_path, monkeypatch):
+    got = {}
+
+    def fake(pipe, **kw):
+        got.update(kw)
+        raise UsageError("stopped here")
+
+    monkeypatch.setattr(run_mod, "run_pipeline", fake)
+    pipeline(tmp_path)
+    r = CliRunner().invoke(cli, ["run", str(tmp_path / "pipeline.toml"), "--power", "off"])
+    assert r.exit_code == 2 and got["power"] == "off"
+    r = CliRunner().invoke(cli, ["run", str(tmp_path / "pipeline.toml")])
+    assert got["power"] is None  # the pipeline's [bench] power decides
+    r = CliRunner().invoke(cli, ["run", str(tmp_path / "pipeline.toml"), "--power", "watts"])
+    assert r.exit_code == 2 and "watts" in r.output
+
+
+def test_pipeline_bench_results_carry_energy(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime", reason="the bench runs the artifact with the 'onnxruntime' extra")
+    from test_telemetry_bench import StepSource
+
+    from test_bench import _train_linear_artifact
+
+    linear = _train_linear_artifact(tmp_path / "linear")
+    src = StepSource()
+    src.step_at = 0  # a steady 4 W
+    monkeypatch.setattr(session_mod, "open_source", lambda *a, **k: (src, []))
+    report = run_mod._bench(SimpleNamespace(target="cpu"), pipeline(tmp_path), [linear], threads=None,
+                            progress=RunProgress())
+    (row,) = [r for r in report.results if r.status == "ok"]
+    lat = row.latency
+    assert row.telemetry is not None and row.telemetry.energy_mj == pytest.approx(
+        4000 * lat.duration_s / lat.iterations, rel=0.01)
