@@ -109,3 +109,37 @@ def test_pipeline_bench_results_carry_energy(tmp_path, monkeypatch):
     lat = row.latency
     assert row.telemetry is not None and row.telemetry.energy_mj == pytest.approx(
         4000 * lat.duration_s / lat.iterations, rel=0.01)
+
+
+# --- which targets run on a GPU: the runtime registry says, not a runtime's name ---------------------------------
+
+
+def test_the_backend_records_say_which_devices_are_gpus():
+    from edgekit.runtime.registry import resolve_runtime
+
+    trt, ort, ov = (resolve_runtime(n) for n in ("tensorrt", "onnxruntime", "openvino"))
+    assert trt.uses_gpu("GPU") and trt.uses_gpu("DLA")
+    assert ort.uses_gpu("CUDA") and ort.uses_gpu("TensorRT") and not ort.uses_gpu("CPU")
+    assert ort.uses_gpu("CPU", "CUDAExecutionProvider")  # the provider names the device
+    assert not ov.uses_gpu("GPU")  # an Intel GPU: RAPL's package covers it, NVML does not
+
+
+def test_bench_asks_the_registry_whether_a_target_uses_a_gpu(monkeypatch):
+    from edgekit.bench import runner as bench_runner
+    from edgekit.core.target_schema import RuntimeSpec
+    from edgekit.runtime import registry
+    from edgekit.runtime.backend import Backend
+
+    asked = []
+    monkeypatch.setattr(bench_runner.Telemetry, "open", classmethod(
+        lambda cls, opts, *, prefer_gpu: asked.append(prefer_gpu) or SimpleNamespace(source=None)))
+    registry.register(Backend(name="fakeaccel", runner="x:Y", requires="fakeaccel_mod", extra="fakeaccel",
+                              devices=("CPU", "XPU"), gpu_devices=("XPU",)))
+    try:
+        opts = session_mod.TelemetryOptions(power="auto")
+        for device, want in (("XPU", True), ("CPU", False)):
+            target = SimpleNamespace(runtimes=(RuntimeSpec(runtime="fakeaccel", device=device, precisions=("fp32",)),))
+            bench_runner._open_telemetry(opts, target, lambda *a: None)
+            assert asked.pop() is want
+    finally:
+        registry.unregister("fakeaccel")
