@@ -95,9 +95,8 @@ def test_cli_power_reaches_the_run(tmp_path, monkeypatch):
 
 def test_pipeline_bench_results_carry_energy(tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime", reason="the bench runs the artifact with the 'onnxruntime' extra")
-    from test_telemetry_bench import StepSource
-
     from test_bench import _train_linear_artifact
+    from test_telemetry_bench import StepSource
 
     linear = _train_linear_artifact(tmp_path / "linear")
     src = StepSource()

@@ -39,7 +39,7 @@ class OpenRequest:
 
     spec: RuntimeSpec  # the target's runtime entry (device, provider)
     precision: str  # an edgekit precision (fp32, fp16, bf16, int8)
-    manifest: Manifest
+    manifest: Manifest | None  # None: a bare model file (the host-CPU reference of runtime/compare.py)
     threads: int | None
     streams: int | None
     batch: int | None  # the static batch to compile (BatchMode.RESHAPE only)

@@ -27,7 +27,7 @@ def _options(r: OpenRequest) -> dict[str, Any]:
     records the one it was built for (:func:`_manifest_defaults` applies that)."""
     options: dict[str, Any] = {"device": r.spec.device, "hint": "latency", "streams": r.streams,
                                "threads": r.threads, "batch": r.batch}
-    if r.manifest.format != FORMAT or r.manifest.inference_precision is None:
+    if r.manifest is None or r.manifest.format != FORMAT or r.manifest.inference_precision is None:
         options["precision"] = INFERENCE_PRECISION[r.precision]
     return options
 
