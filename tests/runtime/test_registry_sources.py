@@ -46,8 +46,8 @@ def _options(r: OpenRequest) -> dict[str, Any]:
 def first_onnx_runtime():
     """A fake backend that reads ONNX and ranks before every built-in one."""
     FakeRunner.made.clear()
-    registry.register(Backend(name="fakeonnx", runner=FakeRunner, requires="fakeonnx_mod", extra="fakeonnx",  # type: ignore[arg-type]
-                              formats=("onnx",), rank=0, options=_options))
+    registry.register(Backend(name="fakeonnx", runner=FakeRunner,  # type: ignore[arg-type]
+                              requires="fakeonnx_mod", extra="fakeonnx", formats=("onnx",), rank=0, options=_options))
     try:
         yield
     finally:
@@ -68,8 +68,8 @@ def test_a_runtime_without_a_cpu_cannot_be_the_reference(tmp_path):
 def test_paired_latency_runs_in_the_registrys_onnx_runtime(first_onnx_runtime, tmp_path):
     from edgekit.bench.paired_latency import paired_onnx_latency
 
-    res = paired_onnx_latency(tmp_path / "a.onnx", tmp_path / "b.onnx", [{"input": np.full((1, 3), i, np.float32)} for i in range(4)],
-                              threads=1, rounds=1, window_s=0.01)
+    samples = [{"input": np.full((1, 3), i, np.float32)} for i in range(4)]
+    res = paired_onnx_latency(tmp_path / "a.onnx", tmp_path / "b.onnx", samples, threads=1, rounds=1, window_s=0.01)
     assert {m["path"] for m in FakeRunner.made} == {str(tmp_path / "a.onnx"), str(tmp_path / "b.onnx")}
     assert all(m["mode"] == "CPU/fp32" and m["threads"] == 1 for m in FakeRunner.made)
     assert res.settings["runtime"] == "fakeonnx"
