@@ -32,8 +32,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import write_results  # noqa: E402
-from optimize_report import INT8_BAR_PTS, INTRO, PRUNE_BAR_PTS, bars, markdown  # noqa: E402
+import optimize_paired  # noqa: E402
+from bars import INT8_BAR_PTS, INT8_DECLARED, PRUNE_BAR_PTS, bars, per_artifact, speed, upper_pts  # noqa: E402
+from common import rewrite_results, write_results  # noqa: E402
+from optimize_report import INTRO, markdown  # noqa: E402
 
 HERE = Path(__file__).parent
 PIPELINES = ("optimize", "optimize-coatnet")
@@ -154,21 +156,6 @@ def _rows(doc: dict[str, Any], unseen: dict[str, dict[str, Any]] | None = None,
     return out
 
 
-def _speed(row: dict[str, Any], base: dict[str, Any] | None) -> tuple[float | None, str]:
-    """p50 speed-up over ``base`` and a verdict that respects the p50 confidence intervals."""
-    if base is None or row is base or not row.get("p50_ms") or not base.get("p50_ms"):
-        return None, ""
-    ratio = base["p50_ms"] / row["p50_ms"]
-    a, b = row.get("p50_ci") or [None, None], base.get("p50_ci") or [None, None]
-    if None not in (a[1], b[0]) and a[1] < b[0]:
-        verdict = "faster"
-    elif None not in (a[0], b[1]) and a[0] > b[1]:
-        verdict = "slower"
-    else:
-        verdict = "within noise"
-    return ratio, verdict
-
-
 def _fp32_base(rows: list[dict[str, Any]], model: str, runtime: str) -> dict[str, Any] | None:
     for r in rows:
         if (r["model"], r["recipe"], r["runtime"], r["precision"], r["status"]) == (model, "fp32", runtime, "fp32", "ok"):
@@ -176,51 +163,54 @@ def _fp32_base(rows: list[dict[str, Any]], model: str, runtime: str) -> dict[str
     return None
 
 
-def _honest_drop(r: dict[str, Any]) -> float | None:
-    """The drop on images no choice was fitted to: the accuracy-control complement where there is one."""
-    return r["ac_unseen"]["drop_pts"] if r.get("ac_unseen") else r["drop_pts"]
-
-
 def analyse(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Speed against FP32 per row (``benchmarks/bars.py``: a verdict only from paired rounds), and per model
+    the reference, the declared INT8 artifact, one entry per INT8 / pruned artifact and the fastest rows
+    whose upper bound is within each budget (descriptive: chosen on the reported images)."""
     models = list(dict.fromkeys(r["model"] for r in rows))
     per_model: dict[str, Any] = {}
     for model in models:
         mine = [r for r in rows if r["model"] == model and r["status"] == "ok"]
         for r in mine:
-            ratio, verdict = _speed(r, _fp32_base(rows, model, r["runtime"]))
-            r["speedup_vs_fp32"], r["speed_verdict"] = ratio, verdict
+            base = _fp32_base(rows, model, r["runtime"])
+            if base is None or base is r:
+                r["speed"], r["speed_verdict"], r["speedup_vs_fp32"] = None, "", None
+                continue
+            r["fp32_p50_ms"] = base["p50_ms"]
+            sp = speed(r)
+            r["speed"], r["speed_verdict"] = sp, sp["verdict"]
+            r["speedup_vs_fp32"] = 1 / sp["ratio"] if sp["ratio"] else None
         ref = next((r for r in mine if r["reference"] == r["key"]), None)
-        int8 = [r for r in mine if r["precision"] == "int8" and r["drop_pts"] is not None]
-        best_int8 = min(int8, key=_honest_drop) if int8 else None
         fastest = {}
         for budget in (INT8_BAR_PTS, PRUNE_BAR_PTS):
-            ok = [r for r in mine if r["p50_ms"] and (r is ref or (_honest_drop(r) is not None
-                                                                  and _honest_drop(r) <= budget))]
+            ok = [r for r in mine if r["p50_ms"] and (r is ref or (upper_pts(r) is not None
+                                                                  and upper_pts(r) <= budget))]
             if ok:
                 f = min(ok, key=lambda r: r["p50_ms"])
-                fastest[str(budget)] = {k: f[k] for k in ("artifact", "runtime", "precision", "executed", "p50_ms",
-                                                          "drop_pts", "speedup_vs_fp32", "speed_verdict")}
-        pruned = {}
-        for ratio_name in sorted({r["recipe"] for r in mine if r["recipe"].startswith("pruned-")}):
-            pr = [r for r in mine if r["recipe"] == ratio_name and r["precision"] == "fp32"]
-            if pr:
-                pruned[ratio_name] = [{k: r[k] for k in ("runtime", "drop_pts", "ci_pts", "p50_ms", "speedup_vs_fp32",
-                                                         "speed_verdict", "params", "macs", "vs_control")}
-                                      for r in pr]
-        int8_rows = [{**{k: r[k] for k in ("recipe", "runtime", "drop_pts", "ci_pts", "ac_unseen")},
-                      "honest_drop_pts": _honest_drop(r)} for r in int8]
-        speed: dict[str, int] = {}
-        for r in int8:
-            if r["speed_verdict"]:
-                speed[r["speed_verdict"]] = speed.get(r["speed_verdict"], 0) + 1
-        per_model[model] = {"int8_rows": int8_rows, "int8_speed": speed, "reference": ref and {k: ref[k] for k in ("artifact", "runtime", "top1", "n", "input_shape")},
-                            "best_int8": best_int8 and {k: best_int8[k] for k in ("artifact", "runtime", "drop_pts",
-                                                                                  "ci_pts", "disagreements",
-                                                                                  "ac_unseen")},
-                            "fastest_within": fastest, "pruned": pruned,
-                            "int8_never_called_faster_when_slower": all(
-                                not (r["speed_verdict"] == "faster" and r["speedup_vs_fp32"] < 1) for r in int8)}
+                fastest[str(budget)] = {**{k: f.get(k) for k in ("artifact", "runtime", "precision", "executed",
+                                                                 "p50_ms", "drop_pts", "speed")},
+                                        "upper_pts": None if f is ref else upper_pts(f)}
+        int8 = per_artifact(mine, precision="int8")
+        pruned = per_artifact([r for r in mine if r["recipe"].startswith("pruned-")], precision="fp32")
+        per_model[model] = {
+            "reference": ref and {k: ref[k] for k in ("artifact", "runtime", "top1", "n", "input_shape")},
+            "declared_int8": next((a for a in int8.values() if a["recipe"] == INT8_DECLARED), None),
+            "int8_artifacts": list(int8.values()), "pruned_artifacts": list(pruned.values()),
+            "fastest_within": fastest}
     return per_model
+
+
+def _rerender(name: str) -> None:
+    """Re-analyse ``results/<name>.json``'s committed rows under the current bars; measurements, machine,
+    date and provenance (its stale marker included) are kept."""
+    path = HERE / "results" / f"{name}.json"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    rows = doc["rows"]
+    per_model = analyse(rows)
+    kind = name if name in INTRO else "optimize"
+    doc.update({"bars": bars(rows, judge_prune=kind == "prune") if kind != "presets" else [], "per_model": per_model, "rows": rows})
+    j, m = rewrite_results(name, doc, markdown(rows, per_model, doc["runs"], kind))
+    print(f"rewrote {j} and {m} from the committed rows")
 
 
 def main() -> None:
@@ -229,7 +219,14 @@ def main() -> None:
     ap.add_argument("--pipelines", nargs="+", default=list(PIPELINES), choices=ALL_PIPELINES)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out-name", default="optimize")
+    ap.add_argument("--from-committed", action="store_true",
+                    help="re-analyse the committed results/<out-name>.json (no run directories needed)")
+    ap.add_argument("--paired-rounds", type=int, default=optimize_paired.ROUNDS,
+                    help="paired latency rounds per row against FP32 (0 skips: no speed verdicts)")
     args = ap.parse_args()
+    if args.from_committed:
+        _rerender(args.out_name)
+        return
     if not args.report_only:
         run_pipelines(args.pipelines, args.threads)
     rows: list[dict[str, Any]] = []
@@ -239,7 +236,10 @@ def main() -> None:
         if not res.is_file():
             raise SystemExit(f"no results for {name} at {res}: run without --report-only first")
         doc = json.loads(res.read_text(encoding="utf-8"))
-        rows += _rows(doc, _ac_unseen(doc, RUNS / name), _vs_control(doc, RUNS / name))
+        these = _rows(doc, _ac_unseen(doc, RUNS / name), _vs_control(doc, RUNS / name))
+        if args.paired_rounds:
+            optimize_paired.measure(these, RUNS / name, threads=args.threads, rounds=args.paired_rounds)
+        rows += these
         run = json.loads((RUNS / name / "run.json").read_text(encoding="utf-8"))
         failed = [s for s in run["steps"] if s["status"] in ("failed", "skipped")]
         runs[name] = (f"results created {doc['created']}, {len(doc['results'])} rows, steps "
@@ -250,7 +250,7 @@ def main() -> None:
     per_model = analyse(rows)
     kind = args.pipelines[0] if len(args.pipelines) == 1 and args.pipelines[0] in INTRO else "optimize"
     payload = {"pipelines": {n: (HERE / "pipelines" / f"{n}.toml").read_text(encoding="utf-8") for n in args.pipelines},
-               "runs": runs, "bars": bars(per_model, judge_prune=kind == "prune"), "per_model": per_model, "rows": rows}
+               "runs": runs, "bars": bars(rows, judge_prune=kind == "prune") if kind != "presets" else [], "per_model": per_model, "rows": rows}
     j, m = write_results(args.out_name, payload, markdown(rows, per_model, runs, kind), script="optimize")
     print(f"wrote {j} and {m}")
 

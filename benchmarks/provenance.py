@@ -27,7 +27,7 @@ _COMMON = ["benchmarks/common.py", "benchmarks/provenance.py", "edgekit/core/**/
            "edgekit/runtime/**/*.py", "edgekit/bench/**/*.py"]
 _PIPELINE = [*_COMMON, "edgekit/optimize/**/*.py", "edgekit/export/**/*.py", "edgekit/zoo/**/*.py",
              "edgekit/pipeline/**/*.py", "edgekit/graph/**/*.py", "benchmarks/optimize.py",
-             "benchmarks/optimize_report.py"]
+             "benchmarks/optimize_report.py", "benchmarks/optimize_paired.py", "benchmarks/bars.py"]
 #: result name -> the code paths (globs, relative to the repository root) its numbers depend on
 CODE_PATHS: dict[str, list[str]] = {
     "overhead": [*_COMMON, "benchmarks/overhead.py"],
@@ -36,6 +36,9 @@ CODE_PATHS: dict[str, list[str]] = {
     "optimize": [*_PIPELINE, "benchmarks/pipelines/optimize.toml", "benchmarks/pipelines/optimize-coatnet.toml"],
     "prune": [*_PIPELINE, "benchmarks/pipelines/prune.toml", "benchmarks/prune_control.py"],
     "presets": [*_PIPELINE, "benchmarks/pipelines/presets.toml"],
+    "remote_overhead": [*_COMMON, "edgekit/remote/**/*.py", "edgekit/cli/bench.py", "benchmarks/remote_overhead.py"],
+    "fleet_overhead": [*_COMMON, "edgekit/pipeline/executors.py", "edgekit/pipeline/ray_executor.py",
+                       "edgekit/pipeline/ray_steps.py", "benchmarks/fleet_overhead.py"],
 }
 
 

@@ -12,4 +12,6 @@ PY=${PYTHON:-.venv/bin/python}
 "$PY" benchmarks/prune_control.py
 "$PY" benchmarks/optimize.py --pipelines prune --out-name prune --report-only
 "$PY" benchmarks/optimize.py --pipelines presets --out-name presets
+"$PY" benchmarks/remote_overhead.py
+"$PY" benchmarks/fleet_overhead.py
 echo "regenerated: $(ls benchmarks/results/*.json | tr '\n' ' ')"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,7 +15,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TIMM_USE_OLD_CACHE", "0")
 # ``edgekit bench`` records every run in the history: tests record into a scratch database, never the user's.
-os.environ.setdefault("EDGEKIT_HISTORY", str(Path(tempfile.mkdtemp(prefix="edgekit-tests-")) / "history.sqlite"))
+if "EDGEKIT_HISTORY" not in os.environ:
+    _HISTORY_DIR = tempfile.mkdtemp(prefix="edgekit-tests-")
+    os.environ["EDGEKIT_HISTORY"] = str(Path(_HISTORY_DIR) / "history.sqlite")
+    atexit.register(shutil.rmtree, _HISTORY_DIR, ignore_errors=True)
 
 _EXPORTS: dict[tuple, Path] = {}
 

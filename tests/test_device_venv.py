@@ -140,7 +140,7 @@ def test_bench_with_onnxruntime_only(device_venv, export_artifact):
     rep = _bench(py, work, artifact, "--precision", "fp32", "--no-accuracy")
     status = {r["runtime"]: (r["status"], r["reason"]) for r in rep["results"]}
     assert status["onnxruntime"][0] == "ok"
-    assert status["openvino"][0] == "skipped" and "pip install 'edgekit[openvino]'" in status["openvino"][1]
+    assert status["openvino"][0] == "unsupported" and "pip install 'edgekit[openvino]'" in status["openvino"][1]
     assert _importable(py, work, HEAVY) == []
 
 

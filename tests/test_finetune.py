@@ -38,9 +38,11 @@ torch = pytest.importorskip("torch", reason="fine-tuning needs the 'torch' extra
 pytest.importorskip("onnxruntime", reason="the exported artifact is checked with the 'onnxruntime' extra")
 
 MODEL = "mobilenetv3_small_100"
-#: the fixture's default config measured 88.2 % held-out top-1 (2,000 images, so +-0.7 % standard error):
-#: the floor leaves ~3 points for other CPUs' kernels
-HELDOUT_FLOOR = 0.85
+#: the fixture's default config measured 84.95 % test top-1 (2,000 images, so +-0.8 % standard error) on an AMD
+#: EPYC with the 7,000 / 1,000 / 2,000 train / validation / test split (validation picks the epoch, test reports).
+#: The earlier 88.2 % trained on 8,000 images and picked its epoch on the very images it reported (issue #13).
+#: The floor leaves ~3 points for other CPUs' kernels.
+HELDOUT_FLOOR = 0.82
 TINY = {"epochs": 1, "img_size": 32, "train_limit": 64, "batch_size": 16, "lr": 1e-3, "threads": 1}
 
 

@@ -196,6 +196,24 @@ def test_history_path_is_a_directory(tmp_path: Path):
         HistoryStore(tmp_path)
 
 
+def test_history_filters_by_device(tmp_path):
+    """A fleet run records each target as its own run (device:NAME); --device shows one device's trend."""
+    db = tmp_path / "h.sqlite"
+    for i, (target, p50) in enumerate((("cpu", 5.0), ("device:nano-01", 9.0), ("device:rpi5-a", 30.0),
+                                       ("device:nano-01", 8.0))):
+        append_report(make_report(p50, target=target, created=f"2025-01-0{i + 1}T00:00:00+00:00"), db=db)
+    r = CliRunner().invoke(cli, ["history", "--db", str(db), "--device", "nano-01", "--json"])
+    assert r.exit_code == 0, r.output
+    pts = json.loads(r.output)
+    assert {p["target"] for p in pts} == {"device:nano-01"} and len(pts) == 4
+    fp32 = [p for p in pts if p["precision"] == "fp32"]
+    assert [p["value"] for p in fp32] == pytest.approx([9.0, 8.0], rel=0.01) and fp32[1]["change"] < 0
+    r = CliRunner().invoke(cli, ["history", "--db", str(db), "--device", "*", "--json"])
+    assert {p["target"] for p in json.loads(r.output)} == {"device:nano-01", "device:rpi5-a"}
+    r = CliRunner().invoke(cli, ["history", "--db", str(db), "--device", "a", "--target", "cpu"])
+    assert r.exit_code == 2 and "not both" in r.output
+
+
 def test_bench_records_history_unless_asked_not_to(tmp_path):
     """#15.5: ``edgekit bench`` appends every run to the history that ``edgekit history`` reads."""
     pytest.importorskip("onnx", reason="makes a bare ONNX model")

@@ -10,6 +10,7 @@ test changes the cache.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -413,6 +414,70 @@ class TestRuns:
         assert run["schema"] == "edgekit.run" and [s["status"] for s in run["steps"]] == ["ran", "ran"]
         assert len(verify_cache(tiny["cache"])) == 2 and staging_dirs(tiny["cache"]) == []
 
+    def test_the_run_ends_with_a_verdict_per_model(self, tiny: dict) -> None:
+        """What to ship, from the real run's numbers: stored in results.json and run.json, rendered in report.md
+        and report.html, every row accounted for with its reason."""
+        from edgekit.bench.results import load_report
+        from edgekit.verdict import Outcome, report_verdicts
+
+        out = tiny["root"] / "out"
+        rep = load_report(out / "results.json")
+        assert rep.extra["verdict"]["metric"] == "p50" and len(rep.extra["verdict"]["models"]) == 1
+        (v,) = report_verdicts(rep)
+        rows = {r.key: r for r in rep.results}
+        assert {c.key for c in v.candidates} == set(rows) and all(c.reason for c in v.candidates)
+        if v.ship is None:  # a noisy window (0.1 s here) may leave nothing to ship: the note says what to do
+            assert "rerun" in v.note or "no FP32" in v.note
+        else:  # the rules hold for what this machine measured
+            assert [c.outcome for c in v.candidates].count(Outcome.SHIP) == 1
+            shipped = rows[v.ship.key]
+            assert shipped.ok and not shipped.unstable
+            assert shipped.paired is None or shipped.paired.ci_pts[1] <= shipped.paired.budget_pts
+        assert tiny["doc"]["verdict"][0]["summary"] == v.summary()
+        assert json.loads((out / "run.json").read_text())["verdict"][0]["summary"] == v.summary()
+        assert "Verdict: what to ship" in (out / "report.md").read_text() and v.summary() in (out / "report.md").read_text()
+        html = (out / "report.html").read_text()
+        assert "Verdict: what to ship" in html and ('data-outcome="ship"' in html) == (v.ship is not None)
+
+    def test_a_fleet_run_benches_every_artifact_on_every_target(self, tiny: dict, tmp_path: Path) -> None:
+        """targets = cpu + two (fake) devices: the steps stay cached, the cpu benches for real, each device one job
+        at a time; per-target results with verdicts, one report over all, a device lost mid-sweep fails the run
+        (exit 1) with its rows invalid, and a rerun redoes only its jobs."""
+        from edgekit.pipeline.devices import BenchSpec
+        from edgekit.pipeline.run import run_pipeline
+        from edgekit.pipeline.targets import FleetOptions, bench_spec
+        from tests.fleet_fakes import FakeFactory, MixedFactory
+
+        pipe = load_pipeline(tiny["pipe"])
+        spec: BenchSpec = bench_spec(pipe, threads=None)
+        devices = {"a": {"delay_s": 0.05, "die_after": 1}, "b": {"delay_s": 0.05, "int8_ratio": 1.3}}
+        fleet = FleetOptions(targets=("cpu", "device:a", "device:b"),
+                             sessions=MixedFactory(spec, FakeFactory(str(tmp_path / "dev"), devices)))
+        cache = copy_cache(tiny, tmp_path)
+        out = tmp_path / "o"
+        res = run_pipeline(pipe, output=out, cache_root=cache, history=False, fleet=fleet)
+        assert {o.status for o in res.outcomes} == {"cached"}
+        assert res.invalid_jobs and all(j.startswith("device:a/") for j in res.invalid_jobs) and not res.passed
+        for t in ("cpu", "device-a", "device-b"):
+            assert (out / "targets" / t / "results.json").is_file()
+        cpu = json.loads((out / "targets" / "cpu" / "results.json").read_text())
+        assert {r["status"] for r in cpu["results"]} == {"ok"} and cpu["extra"]["verdict"]["models"]
+        dev_a = json.loads((out / "targets" / "device-a" / "results.json").read_text())
+        assert [r["status"] for r in dev_a["results"]] == ["ok", "invalid"]
+        html = (out / "report.html").read_text()
+        assert "Across targets: what to ship where" in html and html.count('<section class="target"') == 3
+        md = (out / "report.md").read_text()
+        assert "| model | recipe | cpu | device:a | device:b |" in md
+        run = json.loads((out / "run.json").read_text())
+        assert run["targets"] == ["cpu", "device:a", "device:b"] and run["invalid_jobs"]
+        # the device is back: the rerun redoes its invalid job only
+        (tmp_path / "dev" / "a" / "unplugged").unlink()
+        res2 = run_pipeline(pipe, output=out, cache_root=cache, history=False, fleet=FleetOptions(
+            targets=fleet.targets, sessions=MixedFactory(spec, FakeFactory(str(tmp_path / "dev"),
+                                                                           {"a": {"delay_s": 0.05}}))))
+        assert not res2.invalid_jobs
+        assert int((tmp_path / "dev" / "a" / "count").read_text()) == 3  # 2 in the first run, 1 now
+
     def test_lineage_in_every_artifact(self, tiny: dict) -> None:
         arts = {s["label"]: load_artifact(s["path"]) for s in tiny["doc"]["steps"]}
         ft, q = arts["mobilenetv3_small_100"], arts["mobilenetv3_small_100/int8-ort"]
@@ -461,6 +526,9 @@ class TestRuns:
         r = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "a")])
         assert r.exit_code == 0, r.output
         assert "[1/2] finetune mobilenetv3_small_100: cached" in r.stderr and "benchmarking 2 artifact(s)" in r.stderr
+        # the answer in the terminal: what to ship, or (a window too noisy to tell) no verdict and why
+        assert re.search(r"(^|\n)(verdict: mobilenetv3_small_100 on cpu: ship |no verdict: mobilenetv3_small_100 on cpu: "
+                         r"\S)", r.stdout)
         q = CliRunner().invoke(cli, ["-q", *args, "-o", str(tmp_path / "b")])
         assert q.exit_code == 0 and "[1/2]" not in q.stderr
 

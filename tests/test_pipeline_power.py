@@ -41,12 +41,13 @@ def pipeline(tmp_path: Path, extra: str = ""):
 
 
 def bench_options(monkeypatch: pytest.MonkeyPatch, pipe, power: str | None = None):
-    """The BenchOptions the pipeline's bench step hands to run_bench."""
+    """The BenchOptions the pipeline's bench step hands to run_bench (``power``: as ``run_pipeline(power=)``)."""
     import edgekit.bench.runner as runner_mod
 
     seen = []
     monkeypatch.setattr(runner_mod, "run_bench", lambda options, **k: seen.append(options))
-    run_mod._bench(SimpleNamespace(target="cpu"), pipe, [], threads=None, progress=RunProgress(), power=power)
+    run_mod._bench(SimpleNamespace(target="cpu"), run_mod.with_power(pipe, power), [], threads=None,
+                   progress=RunProgress())
     (options,) = seen
     return options
 
@@ -68,6 +69,17 @@ def test_a_bad_power_key_names_the_field(tmp_path):
     with pytest.raises(UsageError, match=r"bench\.power"):
         parse_pipeline({"pipeline": {"name": "t"}, "model": [{"name": "m"}], "bench": {"power": "watts"}},
                        origin="t.toml")
+
+
+def test_a_run_over_several_targets_measures_power_too(tmp_path):
+    """The multi-target (fleet) path builds its own bench options: local jobs and a device's own bench."""
+    from edgekit.pipeline.targets import bench_spec
+
+    spec = bench_spec(run_mod.with_power(pipeline(tmp_path, 'power = "off"'), "rapl"), threads=None)
+    assert spec.options("cpu", "a").telemetry.power == "rapl"
+    args = spec.cli_args()
+    assert args[args.index("--power") + 1] == "rapl"
+    assert bench_spec(pipeline(tmp_path), threads=None).options("cpu", "a").telemetry.power == "auto"
 
 
 def test_a_bad_override_fails_before_any_step(tmp_path, monkeypatch):

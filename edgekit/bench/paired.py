@@ -220,6 +220,22 @@ def _preds_and_labels(reference: Any, candidate: Any, labels: Any | None) -> tup
     return ref, cand, y
 
 
+def images_to_resolve(b: int, c: int, n: int, *, budget_pts: float, level: float = DEFAULT_LEVEL) -> int | None:
+    """About how many paired images would put the drop's CI on one side of ``budget_pts``, at the
+    observed flip rate (its Wilson upper bound while fewer than 10 flips are seen, so that a lucky 0
+    promises no tiny set); None when the observed drop already reaches the budget, or when no image flipped
+    (nothing to extrapolate from)."""
+    _counts(b, c, n)
+    if n == 0:
+        raise UsageError("no paired observations")
+    theta = (b - c) / n
+    if theta * 100 >= budget_pts or b + c == 0:  # no flip seen: no rate to extrapolate from
+        return None
+    f = max((b + c) / n, wilson_interval(b + c, n, level=level)[1] if b + c < 10 else 0.0)
+    z = _z(level)
+    return math.ceil(z * z * max(f - theta * theta, 1e-12) / (budget_pts / 100 - theta) ** 2)
+
+
 def compare_paired(reference: Any, candidate: Any, labels: Any | None = None, *, budget_pts: float,
                    level: float = DEFAULT_LEVEL) -> PairedComparison:
     """Compare ``candidate`` with ``reference`` on the same images against ``budget_pts``.
@@ -247,15 +263,11 @@ def compare_paired(reference: Any, candidate: Any, labels: Any | None = None, *,
         verdict, reason = "fail", f"{ci_txt} exceeds the {budget_pts:g} pt budget"
     else:
         verdict = "inconclusive"
-        theta = (b - c) / n
-        # flip rate; with few flips seen, its Wilson upper bound, so that a lucky 0 promises no tiny set
-        f = max((b + c) / n, wilson_interval(b + c, n, level=level)[1] if b + c < 10 else 0.0)
-        z = _z(level)
+        needed = images_to_resolve(b, c, n, budget_pts=budget_pts, level=level)
         if b + c == 0:  # nothing changed: there is no observed flip rate to extrapolate from
             more = (f"no image changed its top-1 correctness (0 lost, 0 gained), so the observed drop is 0; the "
                     f"interval is this wide only because the set is small")
-        elif theta * 100 < budget_pts:
-            needed = math.ceil(z * z * max(f - theta * theta, 1e-12) / (budget_pts / 100 - theta) ** 2)
+        elif needed is not None:
             more = f"about {needed} images at the observed flip rate would resolve it"
         else:
             more = "the observed drop already reaches the budget; more images would most likely confirm a failure"

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from edgekit.core.errors import MissingDependencyError, UsageError
 from edgekit.core.lazy import available
@@ -131,17 +132,49 @@ def check_precisions(precisions: Sequence[str] | None) -> tuple[str, ...] | None
     for p in precisions:
         q = str(p).strip().lower()
         q = {"f32": "fp32", "f16": "fp16", "float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(q, q)
-        if q not in PRECISIONS:
-            raise UsageError(f"unknown precision {p!r}", hint=f"choose from {', '.join(PRECISIONS)}")
+        known = (*PRECISIONS, *mixed_labels())
+        if q not in known:
+            raise UsageError(f"unknown precision {p!r}", hint=f"choose from {', '.join(known)}")
         if q not in out:
             out.append(q)
     return tuple(out)
 
 
+def mixed_labels() -> tuple[str, ...]:
+    """The vendors' default mixed precisions every registered backend offers (e.g. ``int8+bf16``)."""
+    from edgekit.runtime.registry import RUNTIMES
+
+    return tuple(dict.fromkeys(label for b in RUNTIMES.values() for label, _, _ in b.mixed_precisions.values()))
+
+
+def host_cpu_flags() -> tuple[str, ...]:
+    """The CPU flags of this machine (the one that runs the bench), as :mod:`edgekit.core.host` reads them."""
+    from edgekit.core.host import parse_cpuinfo, read_text
+
+    return parse_cpuinfo(read_text(Path("/"), "proc/cpuinfo"))[3]
+
+
+def _mixed_cells(i: int, spec: RuntimeSpec, art_prec: str, asked: tuple[str, ...] | None,
+                 flags: Sequence[str]) -> list[Cell]:
+    """The backend's default mixed precision of this artifact, where this device and CPU have it natively."""
+    mixed = resolve_runtime(spec.runtime).mixed_precisions.get(art_prec)
+    if mixed is None or not spec.supports(art_prec):
+        return []
+    label, device, needs = mixed
+    if spec.device.upper() != device or not set(needs) & set(flags) or (asked is not None and label not in asked):
+        return []
+    return [Cell(i, spec, label)]
+
+
 def plan_cells(manifests: Sequence[Manifest], target: TargetProfile, *, runtimes: Sequence[str] | None = None,
-               precisions: Sequence[str] | None = None) -> list[Cell]:
-    """Every row of the report, in artifact, then runtime preference, then precision order."""
+               precisions: Sequence[str] | None = None, cpu_flags: Sequence[str] | None = None) -> list[Cell]:
+    """Every row of the report, in artifact, then runtime preference, then precision order.
+
+    ``cpu_flags``: this machine's (read from /proc/cpuinfo when None); a backend's default mixed precision
+    (:attr:`~edgekit.runtime.backend.Backend.mixed_precisions`) is a row only where the CPU has it natively.
+    """
     asked = check_precisions(precisions)
+    flags = host_cpu_flags() if cpu_flags is None else tuple(cpu_flags)
     selected = select_runtimes(target, runtimes)
     cells: list[Cell] = []
     for i, m in enumerate(manifests):
@@ -171,6 +204,7 @@ def plan_cells(manifests: Sequence[Manifest], target: TargetProfile, *, runtimes
                            else f"an {p} artifact")
                     cells.append(Cell(i, spec, p, f"this {art_prec} {fmt} artifact cannot run {p} on "
                                                  f"{spec.runtime}; {p} needs {how}", artifact_cannot=True))
+            cells.extend(_mixed_cells(i, spec, art_prec, asked, flags))
     # an asked precision another artifact gives on that runtime needs no "this one cannot" row
     given = {(c.spec.key, c.precision) for c in cells if c.runs}
     return [c for c in cells if not (c.artifact_cannot and (c.spec.key, c.precision) in given)]

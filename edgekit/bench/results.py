@@ -32,8 +32,8 @@ from edgekit.telemetry.result import TelemetryResult
 SCHEMA = "edgekit.bench"
 SCHEMA_VERSION = 1
 #: row status: measured; the runtime cannot run this precision/device here; not attempted; failed; measured
-#: while the device throttled (a thermal trip, an over-current event, a throttle bit: not a valid number); a
-#: measurement that did not complete (a remote run killed, timed out or cut off: never reported as complete)
+#: while the device throttled (a thermal trip, an over-current event, a throttle bit: not a valid number); not
+#: measured because its device failed, disappeared or timed out during a sweep (never retried within the run)
 STATUSES = ("ok", "unsupported", "skipped", "error", "throttled", "invalid")
 FAILED_STATUSES = ("error", "invalid")
 _MB = 1024 * 1024

@@ -31,6 +31,8 @@ def _change_cell(metric: str, change: float | None, pct: float | None) -> str:
 @click.command("history")
 @click.option("--model", "-m", default=None, help="Only rows of this model (fnmatch pattern).")
 @click.option("--target", "-t", default=None, help="Only runs on this target (fnmatch pattern).")
+@click.option("--device", "-d", default=None,
+              help="Only runs on this device of a fleet run (fnmatch pattern on NAME of device:NAME).")
 @click.option("--metric", default="latency.p50", show_default=True,
               help="Metric: a flat key (latency_p90_ms, top1, throughput_best_sps, ...) or latency.p90.")
 @click.option("--last", type=int, default=None, help="Only the last N runs of each row.")
@@ -38,11 +40,19 @@ def _change_cell(metric: str, change: float | None, pct: float | None) -> str:
               help="History database (default $EDGEKIT_HISTORY or ~/.local/share/edgekit/history.sqlite).")
 @click.option("--metrics", "list_metrics", is_flag=True, help="List the recorded metric names.")
 @click.option("--json", "as_json", is_flag=True, help="Print the points as JSON.")
-def history_cmd(model: str | None, target: str | None, metric: str, last: int | None, db: Path | None,
-                list_metrics: bool, as_json: bool) -> None:
-    """Trends of a metric over the bench runs recorded in the history database."""
+def history_cmd(model: str | None, target: str | None, device: str | None, metric: str, last: int | None,
+                db: Path | None, list_metrics: bool, as_json: bool) -> None:
+    """Trends of a metric over the bench runs recorded in the history database.
+
+    A fleet run records each target as its own run; a device's runs have the target ``device:NAME``, so
+    ``--device nano-01`` (or ``--device 'rpi5-*'``) shows one device's trend.
+    """
     from edgekit.history import HistoryStore, default_history_path
 
+    if target is not None and device is not None:
+        raise UsageError("give --target or --device, not both", hint="--device NAME is --target 'device:NAME'")
+    if device is not None:
+        target = f"device:{device}"
     if last is not None and last <= 0:
         raise UsageError(f"--last must be a positive integer, got {last}")
     path = db.expanduser() if db is not None else default_history_path()

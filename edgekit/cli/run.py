@@ -81,7 +81,8 @@ class RichRunProgress(RunProgress):
 
 @click.command("run")
 @click.argument("pipeline_file", required=False, type=click.Path(path_type=Path))
-@click.option("--target", default=None, help="Target profile (overrides the pipeline's).")
+@click.option("--target", "targets", multiple=True,
+              help="Target profile or device:NAME (overrides the pipeline's); give it several times for a fleet.")
 @click.option("--device", default=None, help="Bench on this registered SSH device (host steps still run here; see 'edgekit devices').")
 @click.option("--force", is_flag=True, help="Redo every step instead of using the cache.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (steps, cache hits, what would run) and exit.")
@@ -97,9 +98,20 @@ class RichRunProgress(RunProgress):
 @click.option("--power", default=None, type=click.Choice([str(c) for c in PowerChoice]),
               help="Power source sampled during each latency window (energy per inference), as 'edgekit bench "
                    "--power' (default: the pipeline's [bench] power, else auto).")
-def run_cmd(pipeline_file: Path | None, target: str | None, device: str | None, force: bool, dry_run: bool, output: Path,
+@click.option("--verdict-metric", type=click.Choice(["p50", "p90"]), default="p50", show_default=True,
+              help="Latency the verdict ranks configurations by.")
+@click.option("--executor", type=click.Choice(["threads", "ray"]), default="threads", show_default=True,
+              help="How a run over several targets dispatches its benches: a thread per device, or a Ray actor "
+                   "per device (pip install 'edgekit[ray]').")
+@click.option("--ray-address", default=None,
+              help="With --executor ray: join this cluster ('auto': the running one) instead of a local instance.")
+@click.option("--job-timeout", type=float, default=None,
+              help="Seconds one bench may take on a device before it is killed and recorded invalid (default 1800).")
+def run_cmd(pipeline_file: Path | None, targets: tuple[str, ...], device: str | None, force: bool, dry_run: bool,
+            output: Path,
             cache_dir: Path | None, threads: int | None, no_history: bool, history_db: Path | None,
-            as_json: bool, power: str | None) -> None:
+            as_json: bool, verdict_metric: str, executor: str, ray_address: str | None,
+            job_timeout: float | None, power: str | None) -> None:
     """Run a pipeline: models x recipes -> artifacts -> bench -> reports.
 
     With no PIPELINE_FILE, runs the embedded default: a MobileNetV3-small
@@ -116,14 +128,23 @@ def run_cmd(pipeline_file: Path | None, target: str | None, device: str | None, 
 
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be >= 1, got {threads}")
+    if job_timeout is not None and not job_timeout > 0:
+        raise UsageError(f"--job-timeout must be > 0 seconds, got {job_timeout}")
+    from edgekit.pipeline.targets import FleetOptions
+
+    fleet = FleetOptions(targets=tuple(t for spec in targets for t in spec.split(",") if t.strip()),
+                         executor=executor, ray_address=ray_address,
+                         **({"job_timeout_s": job_timeout} if job_timeout is not None else {}))
+    target = fleet.targets[0] if len(fleet.targets) == 1 else None
     pipeline = load_pipeline(pipeline_file)
     if dry_run:
-        _dry_run(pipeline, target, force, cache_dir, threads, as_json)
+        _dry_run(pipeline, target, force, cache_dir, threads, as_json, fleet)
         return
     show = not as_json and not ui.quiet() and ui.stderr.is_terminal
     n_steps = len(pipeline.models) * (1 + sum(1 for r in pipeline.recipes if r.kind))
     kw = dict(output=output, target=target, force=force, cache_root=cache_dir, threads=threads,
-              history=not no_history, history_db=history_db, device=device, power=power)
+              history=not no_history, history_db=history_db, verdict_metric=verdict_metric, fleet=fleet,
+              device=device, power=power)
     if show:
         with RichRunProgress(f"edgekit run {pipeline.name}", n_steps) as bar:
             result = run_pipeline(pipeline, progress=bar, **kw)  # type: ignore[arg-type]
@@ -136,7 +157,9 @@ def run_cmd(pipeline_file: Path | None, target: str | None, device: str | None, 
         ui.print_json({"steps": [o.to_json() for o in result.outcomes], "reports": result.report_paths,
                        "history_run_id": result.history_run_id, "gate_passed": result.passed,
                        "checks": [c.to_json() for c in result.checks], "seconds": result.seconds,
-                       "timings": result.timings, "artifacts": [str(p) for p in result.artifacts]})
+                       "timings": result.timings, "artifacts": [str(p) for p in result.artifacts],
+                       "verdict": [v.to_json() for v in result.verdicts], "targets": list(result.targets),
+                       "invalid_jobs": list(result.invalid_jobs)})
     else:
         _print_result(result)
     if result.failed_steps:
@@ -144,6 +167,11 @@ def run_cmd(pipeline_file: Path | None, target: str | None, device: str | None, 
         raise CheckFailed(f"{len(bad)} step(s) failed ({'; '.join(f'{o.label}: {o.note}' for o in bad[:2])}"
                           + (" ..." if len(bad) > 2 else "") + "); the rest of the matrix was benched",
                           hint=f"see {result.report_paths.get('run')}; rerun after fixing them (done steps are cached)")
+    if result.invalid_jobs:
+        bad = result.invalid_jobs
+        raise CheckFailed(f"{len(bad)} bench job(s) did not run ({'; '.join(bad[:2])}"
+                          + (" ..." if len(bad) > 2 else "") + "); the other targets finished",
+                          hint="fix or reconnect the device and rerun: finished jobs are kept, only these run again")
     if not result.passed:
         fails = result.failures
         raise CheckFailed(f"the pipeline's [gate] failed: {len(fails)} check(s): "
@@ -154,16 +182,18 @@ def run_cmd(pipeline_file: Path | None, target: str | None, device: str | None, 
 
 
 def _dry_run(pipeline: Any, target: str | None, force: bool, cache_dir: Path | None, threads: int | None,
-             as_json: bool) -> None:
-    from edgekit.pipeline.run import plan_only
+             as_json: bool, fleet: Any = None) -> None:
+    from edgekit.pipeline.dry_run import plan_only
 
-    rows = plan_only(pipeline, target=target, force=force, cache_root=cache_dir, threads=threads)
+    rows = plan_only(pipeline, target=target, force=force, cache_root=cache_dir, threads=threads, fleet=fleet)
+    target = target or ", ".join(fleet.targets) if fleet is not None and fleet.targets else target
     if as_json:
         ui.print_json(rows)
         return
     from rich.table import Table
 
-    t = Table(title=f"plan: {pipeline.name} ({pipeline.origin}) on {target or pipeline.target}",
+    where = target or ", ".join(pipeline.targets or (pipeline.target,))
+    t = Table(title=f"plan: {pipeline.name} ({pipeline.origin}) on {where}",
               title_justify="left")
     for col in ("step", "label", "key", "action"):
         t.add_column(col, overflow="fold")
@@ -184,14 +214,15 @@ def _print_result(result: Any) -> None:
     from edgekit.bench.results import load_report
     from edgekit.report.table import bench_notes
 
-    report = load_report(result.results_path)
-    ui.table_console().print(_summary_table(report))
-    for note in bench_notes(report):
-        out.print(note, markup=False, highlight=False)
     from edgekit.report.speed import slower_than_fp32
 
-    for line in slower_than_fp32(report):
-        out.print(line, markup=False, highlight=False)
+    for path in (result.target_results.values() or [result.results_path]):
+        report = load_report(path)
+        ui.table_console().print(_summary_table(report))
+        for note in bench_notes(report):
+            out.print(note, markup=False, highlight=False)
+        for line in slower_than_fp32(report):
+            out.print(line, markup=False, highlight=False)
     if result.checks:
         for c in result.checks:
             if c.outcome not in ("pass", "info") or not c.passed:
@@ -200,6 +231,10 @@ def _print_result(result: Any) -> None:
         n, bad = len(result.checks), len(result.failures)
         out.print(f"[gate] {'passed' if result.passed else 'FAILED'}: {n - bad} of {n} checks passed",
                   markup=False, highlight=False)
+    from edgekit.verdict.render import terminal_lines
+
+    for line in terminal_lines(result.verdicts):
+        out.print(line, markup=False, highlight=False)
     for k, v in result.report_paths.items():
         out.print(f"{k}: {v}", markup=False, highlight=False)
     tm = result.timings

@@ -19,6 +19,7 @@ EXTRA_OF: dict[str, str] = {
     "nncf": "openvino",
     "polygraphy": "tensorrt",
     "torch_pruning": "prune",
+    "ray": "ray",
 }
 
 

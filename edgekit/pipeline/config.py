@@ -4,7 +4,7 @@ A pipeline is a TOML file::
 
     [pipeline]
     name = "embedded-default"
-    target = "cpu"            # --target overrides it
+    target = "cpu"            # --target overrides it; or targets = ["cpu", "device:nano-01", ...]
     data = "embedded"         # fine-tune, calibration (its train split) and evaluation data
     seed = 0
 
@@ -114,12 +114,15 @@ class Pipeline:
     recipes: tuple[Recipe, ...]
     bench: BenchSettings
     gate: GateSettings = field(default_factory=GateSettings)
+    #: every target the artifacts are benched on (``target`` is the first); ``device:NAME`` is a remote device
+    targets: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "origin": self.origin,
             "target": self.target,
+            "targets": list(self.targets or (self.target,)),
             "data": self.data,
             "seed": self.seed,
             "models": [dict(m.__dict__) for m in self.models],
@@ -149,7 +152,8 @@ _POS_INT = _rule(int, _pos, "> 0")
 _POS_NUM = _rule(_NUM, _pos, "> 0")
 _STR = _rule(str, lambda v: bool(v.strip()), "a non-empty string")
 
-PIPELINE_KEYS = {"name": _STR, "target": _STR, "data": _STR, "seed": _rule(int, _nonneg, ">= 0")}
+PIPELINE_KEYS = {"name": _STR, "target": _STR, "targets": _rule(list), "data": _STR,
+                 "seed": _rule(int, _nonneg, ">= 0")}
 BENCH_KEYS = {
     "min_duration": _POS_NUM, "min_iterations": _POS_INT, "warmup": _rule(_NUM, _nonneg, ">= 0"),
     "eval_size": _POS_INT, "batch": _rule(list), "runtimes": _rule(list), "precisions": _rule(list),
@@ -239,8 +243,14 @@ def parse_pipeline(data: dict[str, Any], *, origin: str, base_dir: Path | None =
     if "max_top1_drop" in g and "max_rel_drop" in g:
         raise _bad(origin, "gate", "give max_top1_drop or max_rel_drop, not both")
     gate = GateSettings(**{k: float(v) for k, v in g.items()})
-    pipeline = Pipeline(name=p["name"], origin=origin, target=p.get("target", "cpu"), data=data_spec,
-                        seed=int(p.get("seed", 0)), models=models, recipes=recipes, bench=bench, gate=gate)
+    if "target" in p and "targets" in p:
+        raise _bad(origin, "pipeline", "give target or targets, not both")
+    targets = _str_list(origin, "pipeline.targets", p["targets"]) if "targets" in p else (p.get("target", "cpu"),)
+    if len(set(targets)) != len(targets):
+        raise _bad(origin, "pipeline.targets", f"each target once, got {list(targets)}")
+    pipeline = Pipeline(name=p["name"], origin=origin, target=targets[0], data=data_spec,
+                        seed=int(p.get("seed", 0)), models=models, recipes=recipes, bench=bench, gate=gate,
+                        targets=tuple(targets))
     check_tool_options(pipeline)
     return pipeline
 

@@ -14,7 +14,6 @@ artifacts are copies in ``DIR/artifacts/<model>-<recipe>`` (see :func:`publish_a
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import time
 from collections.abc import Callable
@@ -22,13 +21,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from edgekit.core.atomic import atomic_write_json
 from edgekit.core.errors import CheckFailed, UsageError
 from edgekit.core.manifest import Artifact, Manifest
 from edgekit.pipeline.cache import StepCache
 from edgekit.pipeline.config import Pipeline
 from edgekit.pipeline.gate import RunCheck, check_run
 from edgekit.pipeline.kinds import KINDS, StepInput, run_tool
+from edgekit.pipeline.outputs import _write_reports, _write_run_json, budget_pts, with_verdict  # noqa: F401
 from edgekit.pipeline.plan import Plan, Step, make_plan
 from edgekit.telemetry.detect import PowerChoice
 
@@ -96,10 +95,17 @@ class RunResult:
     artifacts: tuple[Path, ...] = ()  # the published copies, in plan.artifacts order
     #: wall and CPU seconds of the phases: steps, bench, reports (and the total)
     timings: dict[str, float] = field(default_factory=dict)
+    #: per model x target: what to ship and why not the rest (:mod:`edgekit.verdict`)
+    verdicts: tuple[Any, ...] = ()
+    #: per target: its results file (several targets: ``DIR/targets/<target>/results.json``)
+    target_results: dict[str, str] = field(default_factory=dict)
+    targets: tuple[str, ...] = ()
+    #: the bench jobs of a fleet run that did not run ("target/artifact: reason"): the run fails
+    invalid_jobs: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.checks) and not self.failed_steps
+        return all(c.passed for c in self.checks) and not self.failed_steps and not self.invalid_jobs
 
     @property
     def failed_steps(self) -> list[StepOutcome]:
@@ -195,8 +201,7 @@ def preflight(plan: Plan, *, device: str | None = None) -> None:
 
 
 def _bench(plan: Plan, pipeline: Pipeline, artifacts: list[Path], *, threads: int | None,
-           progress: RunProgress, device: str | None = None, device_target: str | None = None,
-           power: str | None = None) -> Any:
+           progress: RunProgress, device: str | None = None, device_target: str | None = None) -> Any:
     from edgekit.bench.runner import BenchOptions, run_bench
     from edgekit.telemetry import TelemetryOptions
 
@@ -216,7 +221,7 @@ def _bench(plan: Plan, pipeline: Pipeline, artifacts: list[Path], *, threads: in
         seed=pipeline.seed,
         accuracy_budget_pts=g.max_top1_drop,
         command=("edgekit", "run", pipeline.origin),
-        telemetry=TelemetryOptions(power=power or b.power),  # energy per inference, as 'edgekit bench' measures it
+        telemetry=TelemetryOptions(power=b.power),  # energy per inference, as 'edgekit bench' measures it
     )
     if device is not None:  # bench steps on the device over SSH; host steps ran here (edgekit.remote)
         from edgekit.remote.devices import get_device
@@ -224,6 +229,15 @@ def _bench(plan: Plan, pipeline: Pipeline, artifacts: list[Path], *, threads: in
 
         return run_remote_bench(options, RemoteOptions(get_device(device)), on_line=progress.message)
     return run_bench(options, progress=progress.bench)
+
+
+def with_power(pipeline: Pipeline, power: str | None) -> Pipeline:
+    """``pipeline`` with ``[bench] power`` overridden (``edgekit run --power``), checked before any step runs."""
+    if power is None:
+        return pipeline
+    if power not in set(PowerChoice):
+        raise UsageError(f"unknown power source {power!r}", hint=f"choose one of {', '.join(PowerChoice)}")
+    return replace(pipeline, bench=replace(pipeline.bench, power=power))
 
 
 def run_pipeline(
@@ -237,6 +251,8 @@ def run_pipeline(
     history: bool = True,
     history_db: Path | None = None,
     progress: RunProgress | Callable[[str], None] | None = None,
+    verdict_metric: str = "p50",
+    fleet: Any = None,
     device: str | None = None,
     power: str | None = None,
 ) -> RunResult:
@@ -244,25 +260,60 @@ def run_pipeline(
 
     ``power`` overrides the pipeline's ``[bench] power`` (``auto`` unless set): the power source of each latency
     window, as ``edgekit bench --power``.
+
+    ``fleet`` (:class:`~edgekit.pipeline.targets.FleetOptions`): the targets and the executor of a run over
+    several targets or devices (:mod:`edgekit.pipeline.targets`).
     """
     t_start, c_start = time.perf_counter_ns(), time.process_time_ns()
     bar = progress if isinstance(progress, RunProgress) else RunProgress(progress)
     if threads is not None and (isinstance(threads, bool) or threads < 1):
         raise UsageError(f"--threads must be >= 1, got {threads}")
-    if power is not None and power not in set(PowerChoice):  # before any step: a bad name fails now, not after them
-        raise UsageError(f"unknown power source {power!r}", hint=f"choose one of {', '.join(PowerChoice)}")
+    pipeline = with_power(pipeline, power)
+    from edgekit.verdict import METRICS
+
+    if verdict_metric not in METRICS:
+        raise UsageError(f"--verdict-metric must be one of {', '.join(METRICS)}, got {verdict_metric!r}")
     cache = StepCache(cache_root, force=force)
     for stale in cache.sweep():
         log.info("removed %s, left by an interrupted run", stale)
-    plan = make_plan(pipeline, cache, target=target, threads=threads)
-    preflight(plan, device=device)
+    from edgekit.pipeline import targets as fleet_mod
+
+    if device is not None:  # one registered SSH device, benched by edgekit.remote (its own bench, one call)
+        if fleet is not None and len(fleet.targets) > 1:
+            raise UsageError("--device benches one device; for several targets give --target device:NAME each",
+                             hint="e.g. --target cpu --target device:nano-01 --target device:rpi5-a")
+        targets = [f"device:{device}"]
+        plan = make_plan(pipeline, cache, target=target, threads=threads)
+        many = False
+        preflight(plan, device=device)
+    else:
+        targets = fleet_mod.resolve_targets(pipeline, target, fleet)
+        plan = make_plan(pipeline, cache, target=targets[0], threads=threads)
+        many = fleet_mod.is_fleet(targets)
+        if many:
+            fleet_mod.preflight_targets(plan, targets, fleet_mod.factory_for(pipeline, fleet, threads=threads))
+        else:
+            preflight(plan)
     outcomes: list[StepOutcome] = []
     done: dict[str, Artifact] = {}
     from edgekit.core.manifest import load_artifact
 
+    on_ray, ray_failed, started_ray = set(), {}, False
+    if fleet is not None and fleet.executor == "ray":  # host-side steps as Ray tasks (pipeline/ray_steps.py)
+        from edgekit.pipeline import ray_steps
+
+        started_ray = ray_steps.start_ray(targets, address=fleet.ray_address, num_cpus=fleet.ray_num_cpus)
+        on_ray, ray_failed = ray_steps.prebuild_on_ray(plan, pipeline, cache, threads=threads, say=bar.message)
     failed: set[str] = set()
     for i, step in enumerate(plan.steps, 1):
         t0, c0 = time.perf_counter_ns(), time.process_time_ns()
+        if step.key in ray_failed:  # its own check failed in its Ray task: reported, not run again
+            failed.add(step.key)
+            outcome = StepOutcome(step.label, step.kind, step.key, str(step.path), "failed", 0.0,
+                                  f"{ray_failed[step.key]} (on Ray)")
+            outcomes.append(outcome)
+            bar.step_end(outcome)
+            continue
         if step.parent is not None and step.parent.key in failed:
             # make -k: the rest of the matrix still runs; what needed this parent is reported skipped
             failed.add(step.key)
@@ -272,7 +323,10 @@ def run_pipeline(
             bar.step_end(outcome)
             continue
         art, note = _cached(cache, step, done)
-        if art is not None:
+        if art is not None and step.key in on_ray:
+            bar.step_start(i, len(plan.steps), step, "ran as a Ray task")
+            status, note = "ran", "on Ray"
+        elif art is not None:
             bar.step_start(i, len(plan.steps), step, "cached")
             status = "cached"
         else:
@@ -306,40 +360,50 @@ def run_pipeline(
             raise CheckFailed(f"every step of the pipeline failed or was skipped; first: {bad[0].label}: {bad[0].note}",
                               hint="nothing was benched; fix the failing step (its message says how)")
     published = publish_artifacts(plan, done, output)
-    bar.message(f"benchmarking {len(plan.artifacts)} artifact(s) on target {plan.target}")
     t_bench, c_bench = time.perf_counter_ns(), time.process_time_ns()
-    report = _bench(plan, pipeline, published, threads=threads, progress=bar, device=device, device_target=target,
-                    power=power)
-    t_bench, c_bench = time.perf_counter_ns() - t_bench, time.process_time_ns() - c_bench
-    from edgekit.bench.results import write_report
+    invalid: tuple[str, ...] = ()
+    if many:
+        fb = fleet_mod.bench_targets(pipeline, plan, published, targets=targets, output=output, threads=threads,
+                                     fleet=fleet, metric=verdict_metric, say=bar.message)
+        reports, verdicts, invalid = fb.reports, list(fb.verdicts), fb.invalid
+        results = Path(next(iter(fb.target_results.values())))
+        paths = {"artifacts": str(output / "artifacts"), **fb.paths,
+                 **{f"results[{t}]": p for t, p in fb.target_results.items()}}
+    else:
+        bar.message(f"benchmarking {len(plan.artifacts)} artifact(s) on target {plan.target}")
+        report = _bench(plan, pipeline, published, threads=threads, progress=bar, device=device,
+                        device_target=target)
+        from edgekit.bench.results import write_report
 
-    results = write_report(report, output / "results.json")
-    paths = {"results": str(results), "artifacts": str(output / "artifacts")}
-    paths.update(_write_reports(report, output))
-    checks = tuple(check_run(report, pipeline.gate))
+        report, verdicts = with_verdict(report, pipeline, metric=verdict_metric)
+        results = write_report(report, output / "results.json")
+        paths = {"results": str(results), "artifacts": str(output / "artifacts")}
+        paths.update(_write_reports(report, output))
+        reports = {plan.target: report}
+    t_bench, c_bench = time.perf_counter_ns() - t_bench, time.process_time_ns() - c_bench
+    if started_ray:
+        import ray
+
+        ray.shutdown()
+    checks = tuple(c if not many else replace(c, row=f"{t}: {c.row}")
+                   for t, rep in reports.items() for c in check_run(rep, pipeline.gate))
     run_id = None
     if history:
         from edgekit.history.store import append_report
 
-        run_id = append_report(report, db=history_db)
+        ids = [append_report(rep, db=history_db) for rep in reports.values()]
+        run_id = ids[0] if len(ids) == 1 else ",".join(ids)
     seconds = (time.perf_counter_ns() - t_start) / 1e9
     timings = {"seconds": seconds, "cpu_seconds": (time.process_time_ns() - c_start) / 1e9,
                "steps_seconds": sum(o.seconds for o in outcomes),
                "steps_cpu_seconds": sum(o.cpu_seconds for o in outcomes),
                "bench_seconds": t_bench / 1e9, "bench_cpu_seconds": c_bench / 1e9}
-    result = RunResult(plan, tuple(outcomes), results, paths, run_id, checks, seconds, tuple(published), timings)
+    result = RunResult(plan, tuple(outcomes), results, paths, run_id, checks, seconds, tuple(published), timings,
+                       verdicts=tuple(verdicts), target_results={t: p for t, p in paths.items()
+                                                                 if t.startswith("results[")},
+                       targets=tuple(targets), invalid_jobs=invalid)
     paths["run"] = str(_write_run_json(result, output))
     return result
-
-
-def _write_reports(report: Any, output: Path) -> dict[str, str]:
-    from edgekit.report.formats import write_markdown
-    from edgekit.report.html import write_html
-
-    return {
-        "markdown": str(write_markdown(report, output / "report.md")),
-        "html": str(write_html([report], output / "report.html")),
-    }
 
 
 def _set_aside(path: Path) -> Path | None:
@@ -353,45 +417,3 @@ def _set_aside(path: Path) -> Path | None:
         shutil.rmtree(dest)
     path.rename(dest)
     return dest
-
-
-def _write_run_json(result: RunResult, output: Path) -> Path:
-    p = result.plan
-    doc = {
-        "schema": "edgekit.run", "schema_version": 1,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "pipeline": p.pipeline.to_json(), "target": p.target,
-        "steps": [o.to_json() for o in result.outcomes],
-        "artifacts": [{"model": m, "recipe": r, "path": str(pub), "cache_path": str(s.path), "step": s.label}
-                      for (m, r, s), pub in zip(p.artifacts, result.artifacts)],
-        "gate": {"passed": result.passed, "rules": dict(p.pipeline.gate.__dict__),
-                 "checks": [c.to_json() for c in result.checks]},
-        "reports": dict(result.report_paths), "history_run_id": result.history_run_id,
-        "seconds": round(result.seconds, 2),
-        "timings": {k: round(v, 2) for k, v in result.timings.items()},
-    }
-    return atomic_write_json(output / "run.json", doc)
-
-
-def plan_only(pipeline: Pipeline, *, target: str | None = None, force: bool = False,
-              cache_root: Path | None = None, threads: int | None = None) -> list[dict[str, Any]]:
-    """The plan as rows: what would run and what is cached (``--dry-run``); nothing is written."""
-    cache = StepCache(cache_root, force=force)
-    plan = make_plan(pipeline, cache, target=target, threads=threads)
-    preflight(plan)
-    rows = []
-    done: dict[str, Artifact] = {}
-    for s in plan.steps:
-        parent_ok = s.parent is None or s.parent.key in done
-        art, note = _cached(cache, s, done) if parent_ok else (None, None)
-        if art is not None:
-            done[s.key] = art
-        if art is None and not parent_ok and s.path.exists():
-            note = "its parent runs again"
-        rows.append({"step": s.kind, "label": s.label, "key": s.key[:16], "cached": art is not None,
-                     "action": "skip (cached)" if art is not None else f"run{f' ({note})' if note else ''}",
-                     "path": str(s.path)})
-    for model, recipe, s in plan.artifacts:
-        rows.append({"step": "bench", "label": f"{model}/{recipe}", "key": "-", "cached": False,
-                     "action": f"bench on {plan.target}", "path": str(s.path)})
-    return rows

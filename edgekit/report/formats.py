@@ -22,6 +22,8 @@ from typing import Any
 from edgekit.bench.results import BenchReport, BenchResult
 from edgekit.core.atomic import atomic_write_text
 from edgekit.runtime.registry import RUNTIMES
+from edgekit.verdict.render import markdown_section
+from edgekit.verdict.rules import report_verdicts
 
 #: summary columns: key -> header
 COLUMNS: dict[str, str] = {
@@ -264,7 +266,9 @@ def markdown_text(report: BenchReport) -> str:
                "reference on the same images (Newcombe CI), verdict against the accuracy budget."
                + (" Energy: per inference over the latency window, in the power scope named above; a window during "
                   "which the device throttled is marked throttled, not ok." if power_line(report) else ""))
-    return "\n".join(out) + "\n"
+    out.append("")
+    out.append(markdown_section(report_verdicts(report), level=3))
+    return "\n".join(out).rstrip("\n") + "\n"
 
 
 def write_csv(report: BenchReport, path: str | os.PathLike[str]) -> Path:

@@ -189,6 +189,19 @@ def _has_energy(group: TargetGroup) -> bool:
     return any(r.telemetry is not None and r.telemetry.energy_mj is not None for _, r in group.rows())
 
 
+def _verdicts(group: TargetGroup) -> str:
+    """Per model, the configuration to ship and why the others lost (:mod:`edgekit.verdict`), per file."""
+    from edgekit.verdict.render import html_section
+    from edgekit.verdict.rules import report_verdicts
+
+    parts = []
+    for src in group.sources:
+        if group.merged:
+            parts.append(f'<p class="meta">{e(src.tag)}: {e(src.name)}</p>')
+        parts.append(html_section(report_verdicts(src.report)))
+    return "\n".join(parts)
+
+
 def _target_section(group: TargetGroup, slug: str) -> str:
     files = ", ".join(f"{s.tag}: {s.name}" if group.merged else s.name for s in group.sources)
     n = sum(len(s.report.results) for s in group.sources)
@@ -197,6 +210,7 @@ def _target_section(group: TargetGroup, slug: str) -> str:
         f'<section class="target" id="{e(slug)}">',
         f"<h2>Target {e(group.target)}{e(desc)}</h2>",
         f'<p class="meta">{n} rows from {e(files)}</p>',
+        "<h3>Verdict: what to ship</h3>", _verdicts(group),
         "<h3>Results</h3>", results_table(group),
         "<h3>Latency vs accuracy</h3>", pareto_plot(group),
         *(["<h3>Energy vs accuracy</h3>", pareto_plot(group, x="energy")] if _has_energy(group) else []),
@@ -210,8 +224,11 @@ def _target_section(group: TargetGroup, slug: str) -> str:
 
 
 def render_html(reports: BenchReport | Sequence[BenchReport], *, names: Sequence[str] | None = None,
-                title: str | None = None, generated: str | None = None) -> str:
-    """The report page of ``reports`` (named ``names``, e.g. their paths), grouped by target."""
+                title: str | None = None, generated: str | None = None, preamble: str = "") -> str:
+    """The report page of ``reports`` (named ``names``, e.g. their paths), grouped by target.
+
+    ``preamble``: ready HTML placed before the target sections (the cross-device comparison).
+    """
     reps = [reports] if isinstance(reports, BenchReport) else list(reports)
     groups = group_by_target(reps, names)
     title = title or "edgekit report: " + ", ".join(g.target for g in groups)
@@ -241,6 +258,7 @@ def render_html(reports: BenchReport | Sequence[BenchReport], *, names: Sequence
 <details><summary>{len([s for g in groups for s in g.sources])} results file(s)</summary><ul>{files}</ul></details>
 </header>
 <main>
+{preamble}
 {body}
 </main>
 <footer class="note"><p>Latency: single stream, batch 1, time-based warm-up, then at least a minimum duration and a

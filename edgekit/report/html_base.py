@@ -48,6 +48,9 @@ table.sortable th[aria-sort="descending"]::after { content: " \\2193"; color: va
 .status-ok { color: var(--ok); } .status-error { color: var(--bad); font-weight: 600; }
 .status-unsupported { color: var(--warn); } .status-skipped { color: var(--muted); }
 tr.skipped td, tr.unsupported td { color: var(--muted); }
+.status-invalid { color: var(--bad); font-weight: 600; } tr.invalid td { color: var(--muted); }
+table.verdict tr.ship td, table.comparison td.ship { background: #e6f6ea; font-weight: 600; }
+p.verdict-ship { color: var(--ok); }
 .pass { color: var(--ok); font-weight: 600; } .fail { color: var(--bad); font-weight: 600; }
 .inconclusive { color: var(--warn); font-weight: 600; }
 .unstable, .warn { color: var(--warn); font-weight: 600; }

@@ -84,6 +84,10 @@ class Backend:
     takes_threads: bool = True
     #: precisions it compiles an fp32 ONNX to, besides fp32 (the others run an artifact at its own precision)
     onnx_precisions: tuple[str, ...] = ()
+    #: the vendor's own default mixed precision of an artifact precision, as a labelled extra bench row:
+    #: artifact precision -> (label, device, CPU flags of which one must be present). E.g. OpenVINO runs an
+    #: INT8 model's float layers in bf16 on CPUs with native bf16 (benchmark_app's default).
+    mixed_precisions: Mapping[str, tuple[str, str, tuple[str, ...]]] = field(default_factory=dict)
     #: why it does not read an ONNX artifact, and the way forward (when "onnx" is not in ``formats``)
     onnx_reason: str | None = None
     #: the runner options for one bench cell

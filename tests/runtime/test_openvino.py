@@ -199,3 +199,17 @@ def test_int8_ir_reports_int8_from_the_compiled_model(tiny_qdq_onnx, tiny_onnx, 
         f = r.info
     assert q.details["model_format"] == "ir" and q.precision == "int8" and q.details["float_precision"] == "fp32"
     assert f.precision == "fp32" and set(f.details["compute_layer_precisions"]) == {"f32"}
+
+
+def test_qdq_model_with_bf16_float_layers_reports_the_mixed_precision(tiny_qdq_onnx, tiny_inputs):
+    """benchmark_app's default on a CPU with native bf16: INT8 layers, the float layers in bf16 (int8+bf16)."""
+    from edgekit.bench.plan import host_cpu_flags
+
+    flags = host_cpu_flags()
+    if not {"avx512_bf16", "amx_bf16", "bf16"} & set(flags):
+        pytest.skip(f"this CPU has no native bf16 (flags read: {', '.join(flags) or 'none'})")
+    with OpenVINORunner(tiny_qdq_onnx, precision="bf16") as r:
+        info = r.info
+        out = r.infer({"image": tiny_inputs})["logits"]
+    assert info.precision == "int8+bf16" and info.details["float_precision"] == "bf16"
+    assert np.all(np.isfinite(out))

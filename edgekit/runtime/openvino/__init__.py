@@ -16,10 +16,13 @@ FORMAT = "openvino-ir"
 #: edgekit precision -> the inference precision OpenVINO is to run (int8 layers run in int8 whatever the
 #: hint; the layers around them stay in f32)
 RUN_PRECISION: dict[str, Precision] = {"fp32": Precision.FP32, "fp16": Precision.FP16, "bf16": Precision.BF16,
-                                       "int8": Precision.FP32}
+                                       "int8": Precision.FP32, "int8+bf16": Precision.BF16}
 #: edgekit precision -> OpenVINO INFERENCE_PRECISION_HINT
 INFERENCE_PRECISION: dict[str, str] = {k: {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}[v]
                                        for k, v in RUN_PRECISION.items()}
+#: INT8 with the float layers in bf16: what benchmark_app runs by default on a CPU with native bf16
+#: (edgekit's plain ``int8`` row forces f32 for them); a candidate row only where the CPU has it
+MIXED = {"int8": ("int8+bf16", "CPU", ("avx512_bf16", "amx_bf16", "bf16"))}
 
 
 def _options(r: OpenRequest) -> dict[str, Any]:
@@ -27,7 +30,8 @@ def _options(r: OpenRequest) -> dict[str, Any]:
     records the one it was built for (:func:`_manifest_defaults` applies that)."""
     options: dict[str, Any] = {"device": r.spec.device, "hint": "latency", "streams": r.streams,
                                "threads": r.threads, "batch": r.batch}
-    if r.manifest is None or r.manifest.format != FORMAT or r.manifest.inference_precision is None:
+    mixed = r.precision in {label for label, _, _ in MIXED.values()}
+    if mixed or r.manifest is None or r.manifest.format != FORMAT or r.manifest.inference_precision is None:
         options["precision"] = INFERENCE_PRECISION[r.precision]
     return options
 
@@ -45,6 +49,7 @@ BACKEND = Backend(
     requires="openvino", extra="openvino", aliases=("ov",), formats=("onnx", FORMAT),
     format_aliases={"ir": FORMAT, "openvino": FORMAT}, devices=("CPU", "GPU", "NPU", "AUTO"),
     versions=("openvino",), rank=20, batching=BatchMode.RESHAPE, onnx_precisions=("bf16", "fp16"),
+    mixed_precisions=MIXED,
     options=_options, manifest_defaults=_manifest_defaults,
     builder="edgekit.runtime.openvino.build", build_precisions=("fp32", "fp16", "bf16", "int8"),
     # fp32 IR: measured ~6e-7; fp16-compressed IR run at f32: ~8e-4; INT8 (same Q/DQ graph, two runtimes

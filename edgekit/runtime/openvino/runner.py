@@ -339,7 +339,7 @@ class OpenVINORunner(Runner):
                      else self._graph is not None and self._graph.is_quantized)
         if quantized:
             # what the compiled model says it executes: int8 layers in int8, the rest in the float precision
-            precision = "int8"
+            precision = "int8" if float_precision == "fp32" else f"int8+{float_precision}"
             details["float_precision"] = float_precision
         threads = details.get("inference_num_threads")
         return RunnerInfo(
