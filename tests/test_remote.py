@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import REMOTE_BENCH
+from sshd import REMOTE_BENCH
 
 from edgekit.cli.main import cli
 from edgekit.core.host import read_host_facts
