@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from sshd import REMOTE_BENCH
 
 # Tests never reach a model hub: the network is not there in CI, and a test
 # that silently downloaded weights would prove nothing about offline use.
@@ -109,8 +110,6 @@ def sshd_server(tmp_path_factory: pytest.TempPathFactory):
 
 
 #: the remote tests' bench settings (short windows; a fixed seed)
-REMOTE_BENCH = ("--runtime", "onnxruntime", "--precision", "fp32", "--min-duration", "0.3", "--min-iterations", "20",
-                "--warmup", "0.05", "--batch", "1,2", "--seed", "3")
 _INDEX: dict[str, str | None] = {}
 
 

@@ -17,6 +17,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+#: the bench settings every loopback-device test uses (short windows; onnxruntime only, as the device has)
+REMOTE_BENCH = ("--runtime", "onnxruntime", "--precision", "fp32", "--min-duration", "0.3", "--min-iterations", "20",
+                "--warmup", "0.05", "--batch", "1,2", "--seed", "3")
+
 SSHD = "/usr/sbin/sshd"
 SFTP_SERVERS = ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server", "/usr/lib/ssh/sftp-server")
 

@@ -284,6 +284,8 @@ def test_engine_artifact_is_not_a_build_input(tiny_ir, tmp_path):
     (["--target", "intel-cpu", "-p", "int8"], "needs a quantized artifact"),
     (["--target", "intel-cpu", "-p", "fp16"], "target intel-cpu has no runtime with precision=fp16"),
     (["--target", "nvidia-gpu", "-p", "bf16"], "target nvidia-gpu has no runtime with precision=bf16"),
+    (["--target", "jetson-agx-orin", "--runtime-device", "DLA", "-p", "fp32"],
+     "no runtime with device=DLA, precision=fp32"),
     (["--target", "jetson-agx-orin", "--device", "DLA", "-p", "fp32"], "no runtime with device=DLA, precision=fp32"),
     (["--target", "intel-cpu", "--batch", "0"], "--batch must be >= 1"),
 ])
@@ -479,3 +481,26 @@ def test_mobilenet_ir_fp32_and_fp16(mobilenet_art, tmp_path):
         got = np.concatenate([r.infer({"input": x[i : i + 1]})["logits"] for i in range(2)])
     assert float(np.abs(got - ref).max()) <= 1e-4 * float(ref.max() - ref.min())
     assert (got.argmax(1) == ref.argmax(1)).all()
+
+
+def test_runtime_device_flag_and_its_deprecated_spelling(monkeypatch, tmp_path):
+    """build's --device (a runtime device, e.g. DLA) is --runtime-device: bench/run --device name an SSH device.
+    The old spelling still works, with a one-line notice, and is hidden from --help."""
+    import edgekit.engines as engines
+
+    seen = []
+
+    def fake(opts, **k):
+        seen.append(opts.device)
+        raise UsageError("stopped here")
+
+    monkeypatch.setattr(engines, "build_artifact", fake)
+    r = _invoke("a", "--target", "jetson-agx-orin", "--runtime-device", "DLA")
+    assert r.exit_code == 2 and seen.pop() == "DLA" and "deprecated" not in r.output
+    r = _invoke("a", "--target", "jetson-agx-orin", "--device", "DLA")
+    assert r.exit_code == 2 and seen.pop() == "DLA"
+    assert "--device is deprecated, use --runtime-device DLA" in r.output
+    r = _invoke("a", "--target", "jetson-agx-orin", "--device", "DLA", "--runtime-device", "GPU")
+    assert r.exit_code == 2 and "disagree" in r.output and not seen
+    help_text = _invoke("--help").output
+    assert "--runtime-device" in help_text and "--device " not in help_text.replace("--runtime-device", "")

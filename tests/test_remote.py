@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
-from conftest import REMOTE_BENCH
+from sshd import REMOTE_BENCH
 
 from edgekit.cli.main import cli
 from edgekit.core.host import read_host_facts

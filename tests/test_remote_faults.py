@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import REMOTE_BENCH
+from sshd import REMOTE_BENCH
 from sshd import keygen
 
 from edgekit.cli.main import cli

@@ -5,10 +5,10 @@ model getting slower; without channel rounding MobileNetV3 and
 EfficientNet-B0 got slower in ONNX Runtime although their MACs halved), so a
 pruned model is accepted on measured latency only.
 
-Method: both ONNX models are loaded in ONNX Runtime with the same thread
-count, fed the same real preprocessed samples, and measured in alternating
-windows (A B, B A, A B, ...: drift and a noisy neighbour hit both alike) with
-:func:`edgekit.bench.harness.measure_latency`. Each round gives the ratio
+Method: both ONNX models are loaded in the registry's first ONNX runtime (ONNX
+Runtime) on the CPU with the same thread count, fed the same real preprocessed
+samples, and measured in alternating windows (A B, B A, A B, ...: drift and a
+noisy neighbour hit both alike) with :func:`edgekit.bench.harness.measure_latency`. Each round gives the ratio
 ``p50(after) / p50(before)``; the verdict rests on the median ratio over the
 rounds and on how consistently the rounds agree:
 
@@ -18,7 +18,7 @@ rounds and on how consistently the rounds agree:
   fraction of the rounds were slower;
 * ``no measurable gain`` otherwise.
 
-Torch-free: numpy, the bench harness and the ONNX Runtime runner.
+Torch-free: numpy, the bench harness and the runtime registry.
 """
 
 from __future__ import annotations
@@ -199,11 +199,11 @@ def paired_onnx_latency(
     min_gain: float = DEFAULT_MIN_GAIN,
     progress: Callable[[str], None] | None = None,
 ) -> PairedLatency:
-    """:func:`paired_windows` of two ONNX files in ONNX Runtime (CPU, sequential, ``threads`` intra-op)."""
-    from edgekit.runtime.registry import create_runner
+    """:func:`paired_windows` of two ONNX files on this host's CPU (``threads`` intra-op) in the registry's
+    first ONNX runtime (ONNX Runtime), opened as runtime.compare.reference_runner opens the FP32 reference."""
+    from edgekit.runtime.compare import reference_runner
 
-    with create_runner("onnxruntime", before, threads=threads, providers=["cpu"]) as ra, \
-            create_runner("onnxruntime", after, threads=threads, providers=["cpu"]) as rb:
+    with reference_runner(before, threads=threads) as ra, reference_runner(after, threads=threads) as rb:
         res = paired_windows(ra.infer, rb.infer, samples, rounds=rounds, window_s=window_s,
                              min_gain=min_gain, progress=progress)
         info = ra.info.to_json()

@@ -45,6 +45,7 @@ from edgekit.core.errors import UsageError
 from edgekit.core.manifest import Artifact, load_artifact
 from edgekit.core.target_schema import TargetProfile
 from edgekit.core.targets import load_target
+from edgekit.runtime.registry import resolve_runtime
 from edgekit.telemetry.session import Telemetry, TelemetryOptions
 
 log = logging.getLogger(__name__)
@@ -341,8 +342,7 @@ def _open_telemetry(opts: TelemetryOptions | None, target: TargetProfile,
                     report: Callable[[str, float], None]) -> Telemetry | None:
     if opts is None:
         return None
-    gpu = any(s.runtime == "tensorrt" or any(g in (s.device or "").lower() for g in ("gpu", "cuda"))
-              or "CUDA" in (s.provider or "") for s in target.runtimes)
+    gpu = any(resolve_runtime(s.runtime).uses_gpu(s.device, s.provider) for s in target.runtimes)
     telemetry = Telemetry.open(opts, prefer_gpu=gpu)
     if telemetry.source is not None or opts.cooldown:
         report(f"idle baseline ({opts.idle_s:g} s)", 0.0)

@@ -20,7 +20,10 @@ PRECISION_CHOICES = tuple(str(p) for p in Precision)
               help="Engine precision; the artifact's own precision when omitted. int8 needs a Q/DQ artifact.")
 @click.option("--runtime", "-r", default=None,
               help="openvino (ov) or tensorrt (trt); default: the target's first runtime that builds the precision.")
-@click.option("--device", default=None, help="A device of the target's runtime (e.g. DLA on a Jetson AGX Orin).")
+@click.option("--runtime-device", "device", default=None,
+              help="A device of the target's runtime (e.g. DLA on a Jetson AGX Orin); not an SSH device.")
+@click.option("--device", "old_device", default=None, hidden=True,
+              help="Deprecated spelling of --runtime-device (bench/run --device name an SSH device).")
 @click.option("--batch", type=int, default=None,
               help="Static batch of the engine; default: the artifact's static batch, or 1 if it is dynamic.")
 @click.option("--parity-images", type=int, default=4, show_default=True,
@@ -41,6 +44,7 @@ def build_cmd(
     precision: str | None,
     runtime: str | None,
     device: str | None,
+    old_device: str | None,
     batch: int | None,
     parity_images: int,
     rel_tol: float | None,
@@ -60,6 +64,7 @@ def build_cmd(
     """
     from edgekit.engines import BuildOptions, build_artifact
 
+    device = _runtime_device(device, old_device)
     opts = BuildOptions(
         artifact=artifact,
         target=target,
@@ -92,3 +97,17 @@ def build_cmd(
             f"  verified {r['runtime']:<10} {r['status']} vs {m.parity['reference']}: max-abs {r['max_abs']:.2e}, "
             f"rel {r['rel']:.2e} (tol {m.parity['rel_tol']:g}), top-1 agreement {r['top1_agreement']:.1%}"
         )
+
+
+def _runtime_device(device: str | None, old_device: str | None) -> str | None:
+    """``--runtime-device``, or the deprecated ``--device`` with a one-line notice (both: they must agree)."""
+    if old_device is None:
+        return device
+    from edgekit.core.errors import UsageError
+
+    if device is not None and device != old_device:
+        raise UsageError(f"--device {old_device} and --runtime-device {device} disagree",
+                         hint="give --runtime-device only (--device is its deprecated spelling)")
+    ui.stderr.print(f"edgekit build: --device is deprecated, use --runtime-device {old_device} (bench and run "
+                    "--device name an SSH device)", markup=False, highlight=False)
+    return old_device

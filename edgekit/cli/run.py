@@ -10,6 +10,7 @@ import click
 
 from edgekit.cli import ui
 from edgekit.pipeline.run import RunProgress
+from edgekit.telemetry.detect import PowerChoice
 
 
 class RichRunProgress(RunProgress):
@@ -94,6 +95,9 @@ class RichRunProgress(RunProgress):
 @click.option("--no-history", is_flag=True, help="Do not append the results to the history database.")
 @click.option("--history-db", type=click.Path(path_type=Path), default=None, help="History database path.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan or the outcome as JSON.")
+@click.option("--power", default=None, type=click.Choice([str(c) for c in PowerChoice]),
+              help="Power source sampled during each latency window (energy per inference), as 'edgekit bench "
+                   "--power' (default: the pipeline's [bench] power, else auto).")
 @click.option("--verdict-metric", type=click.Choice(["p50", "p90"]), default="p50", show_default=True,
               help="Latency the verdict ranks configurations by.")
 @click.option("--executor", type=click.Choice(["threads", "ray"]), default="threads", show_default=True,
@@ -107,7 +111,7 @@ def run_cmd(pipeline_file: Path | None, targets: tuple[str, ...], device: str | 
             output: Path,
             cache_dir: Path | None, threads: int | None, no_history: bool, history_db: Path | None,
             as_json: bool, verdict_metric: str, executor: str, ray_address: str | None,
-            job_timeout: float | None) -> None:
+            job_timeout: float | None, power: str | None) -> None:
     """Run a pipeline: models x recipes -> artifacts -> bench -> reports.
 
     With no PIPELINE_FILE, runs the embedded default: a MobileNetV3-small
@@ -140,7 +144,7 @@ def run_cmd(pipeline_file: Path | None, targets: tuple[str, ...], device: str | 
     n_steps = len(pipeline.models) * (1 + sum(1 for r in pipeline.recipes if r.kind))
     kw = dict(output=output, target=target, force=force, cache_root=cache_dir, threads=threads,
               history=not no_history, history_db=history_db, verdict_metric=verdict_metric, fleet=fleet,
-              device=device)
+              device=device, power=power)
     if show:
         with RichRunProgress(f"edgekit run {pipeline.name}", n_steps) as bar:
             result = run_pipeline(pipeline, progress=bar, **kw)  # type: ignore[arg-type]

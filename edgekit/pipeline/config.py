@@ -14,6 +14,7 @@ A pipeline is a TOML file::
     warmup = 0.5
     eval_size = 400
     batch = [1]
+    power = "auto"            # power source per latency window (energy per inference): auto | off | SOURCE
 
     [[model]]
     name = "mobilenetv3_small_100"
@@ -51,6 +52,7 @@ from typing import Any
 
 from edgekit.core.errors import UsageError
 from edgekit.pipeline.kinds import KINDS, StepInput, key_rules, make_options, recipe_kinds
+from edgekit.telemetry.detect import PowerChoice
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -85,6 +87,7 @@ class BenchSettings:
     batch: tuple[int, ...] = (1,)
     runtimes: tuple[str, ...] | None = None
     precisions: tuple[str, ...] | None = None
+    power: str = "auto"  # as ``edgekit bench --power``: auto | off | a source (edgekit.telemetry.detect.PowerChoice)
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,7 @@ PIPELINE_KEYS = {"name": _STR, "target": _STR, "targets": _rule(list), "data": _
 BENCH_KEYS = {
     "min_duration": _POS_NUM, "min_iterations": _POS_INT, "warmup": _rule(_NUM, _nonneg, ">= 0"),
     "eval_size": _POS_INT, "batch": _rule(list), "runtimes": _rule(list), "precisions": _rule(list),
+    "power": _rule(str, lambda v: v in set(PowerChoice), "one of " + ", ".join(PowerChoice)),
 }
 MODEL_KEYS = {"name": _STR, "weights": _STR, "finetune": _rule(dict), "export": _rule(dict)}
 GATE_KEYS = {
@@ -233,6 +237,7 @@ def parse_pipeline(data: dict[str, Any], *, origin: str, base_dir: Path | None =
         batch=tuple(batch),
         runtimes=_str_list(origin, "bench.runtimes", b["runtimes"]) if "runtimes" in b else None,
         precisions=_str_list(origin, "bench.precisions", b["precisions"]) if "precisions" in b else None,
+        power=b.get("power", "auto"),
     )
     g = _check(origin, "gate", top.get("gate", {}), GATE_KEYS)
     if "max_top1_drop" in g and "max_rel_drop" in g:

@@ -68,15 +68,18 @@ class BenchSpec:
     seed: int = 0
     budget_pts: float | None = None
     command: tuple[str, ...] = ()
+    power: str = "auto"  # edgekit bench --power: energy per inference in every job
 
     def options(self, target: str, artifact: str) -> Any:
         from edgekit.bench.runner import BenchOptions
+        from edgekit.telemetry import TelemetryOptions
 
         return BenchOptions(target=target, artifacts=(artifact,), runtimes=self.runtimes, precisions=self.precisions,
                             batch_sizes=self.batch, data=self.data, eval_size=self.eval_size,
                             min_duration_s=self.min_duration, min_iterations=self.min_iterations,
                             warmup_s=self.warmup, threads=self.threads, seed=self.seed,
-                            accuracy_budget_pts=self.budget_pts, command=self.command)
+                            accuracy_budget_pts=self.budget_pts, command=self.command,
+                            telemetry=TelemetryOptions(power=self.power))
 
     def cli_args(self) -> list[str]:
         """The same settings as ``edgekit bench`` options (for the device's own edgekit)."""
@@ -84,7 +87,7 @@ class BenchSpec:
         for flag, values in (("--runtime", self.runtimes), ("--precision", self.precisions)):
             if values:
                 args += [flag, ",".join(values)]
-        args += ["--batch", ",".join(str(b) for b in self.batch), "--seed", str(self.seed)]
+        args += ["--batch", ",".join(str(b) for b in self.batch), "--seed", str(self.seed), "--power", self.power]
         for flag, v in (("--data", self.data), ("--eval-size", self.eval_size), ("--min-duration", self.min_duration),
                         ("--min-iterations", self.min_iterations), ("--warmup", self.warmup),
                         ("--threads", self.threads), ("--budget", self.budget_pts)):

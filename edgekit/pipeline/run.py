@@ -29,6 +29,7 @@ from edgekit.pipeline.gate import RunCheck, check_run
 from edgekit.pipeline.kinds import KINDS, StepInput, run_tool
 from edgekit.pipeline.outputs import _write_reports, _write_run_json, budget_pts, with_verdict  # noqa: F401
 from edgekit.pipeline.plan import Plan, Step, make_plan
+from edgekit.telemetry.detect import PowerChoice
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,7 @@ def preflight(plan: Plan, *, device: str | None = None) -> None:
 def _bench(plan: Plan, pipeline: Pipeline, artifacts: list[Path], *, threads: int | None,
            progress: RunProgress, device: str | None = None, device_target: str | None = None) -> Any:
     from edgekit.bench.runner import BenchOptions, run_bench
+    from edgekit.telemetry import TelemetryOptions
 
     b, g = pipeline.bench, pipeline.gate
     options = BenchOptions(
@@ -219,6 +221,7 @@ def _bench(plan: Plan, pipeline: Pipeline, artifacts: list[Path], *, threads: in
         seed=pipeline.seed,
         accuracy_budget_pts=g.max_top1_drop,
         command=("edgekit", "run", pipeline.origin),
+        telemetry=TelemetryOptions(power=b.power),  # energy per inference, as 'edgekit bench' measures it
     )
     if device is not None:  # bench steps on the device over SSH; host steps ran here (edgekit.remote)
         from edgekit.remote.devices import get_device
@@ -226,6 +229,15 @@ def _bench(plan: Plan, pipeline: Pipeline, artifacts: list[Path], *, threads: in
 
         return run_remote_bench(options, RemoteOptions(get_device(device)), on_line=progress.message)
     return run_bench(options, progress=progress.bench)
+
+
+def with_power(pipeline: Pipeline, power: str | None) -> Pipeline:
+    """``pipeline`` with ``[bench] power`` overridden (``edgekit run --power``), checked before any step runs."""
+    if power is None:
+        return pipeline
+    if power not in set(PowerChoice):
+        raise UsageError(f"unknown power source {power!r}", hint=f"choose one of {', '.join(PowerChoice)}")
+    return replace(pipeline, bench=replace(pipeline.bench, power=power))
 
 
 def run_pipeline(
@@ -242,8 +254,12 @@ def run_pipeline(
     verdict_metric: str = "p50",
     fleet: Any = None,
     device: str | None = None,
+    power: str | None = None,
 ) -> RunResult:
     """Run every step (cache hits are skipped), bench every artifact, write the reports, check ``[gate]``.
+
+    ``power`` overrides the pipeline's ``[bench] power`` (``auto`` unless set): the power source of each latency
+    window, as ``edgekit bench --power``.
 
     ``fleet`` (:class:`~edgekit.pipeline.targets.FleetOptions`): the targets and the executor of a run over
     several targets or devices (:mod:`edgekit.pipeline.targets`).
@@ -252,6 +268,7 @@ def run_pipeline(
     bar = progress if isinstance(progress, RunProgress) else RunProgress(progress)
     if threads is not None and (isinstance(threads, bool) or threads < 1):
         raise UsageError(f"--threads must be >= 1, got {threads}")
+    pipeline = with_power(pipeline, power)
     from edgekit.verdict import METRICS
 
     if verdict_metric not in METRICS:

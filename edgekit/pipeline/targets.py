@@ -58,7 +58,7 @@ def bench_spec(pipeline: Pipeline, *, threads: int | None) -> BenchSpec:
     return BenchSpec(runtimes=b.runtimes, precisions=b.precisions, batch=tuple(b.batch), data=pipeline.data,
                      eval_size=b.eval_size, min_duration=b.min_duration, min_iterations=b.min_iterations,
                      warmup=b.warmup, threads=threads, seed=pipeline.seed, budget_pts=pipeline.gate.max_top1_drop,
-                     command=("edgekit", "run", pipeline.origin))
+                     command=("edgekit", "run", pipeline.origin), power=b.power)
 
 
 def factory_for(pipeline: Pipeline, fleet: FleetOptions | None, *, threads: int | None) -> MakeSession:

@@ -266,7 +266,7 @@ def _fetch_engines(conn: Connection, env: Provisioned, report: BenchReport, arts
         argv = [env.python, "-m", "edgekit.remote.agent", "run", "--timeout", f"{limit:g}", "--pidfile",
                 f"{run_dir}/pid", *[a for v in verify for a in ("--verify", v)], "--", env.python, "-m",
                 "edgekit.cli.main", "build", by_name[art], "--target", target_arg, "--runtime", "tensorrt",
-                "--precision", prec, *(["--device", device] if device.upper() == "DLA" else []), "-o", out]
+                "--precision", prec, *(["--runtime-device", device] if device.upper() == "DLA" else []), "-o", out]
         done = conn.run(argv, timeout_s=limit + HOST_GRACE_S, check=False)
         if done.returncode != 0:
             notes.append(f"--fetch-engines: building {name} on the device failed (exit {done.returncode}): "

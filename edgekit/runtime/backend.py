@@ -38,7 +38,7 @@ class OpenRequest:
 
     spec: RuntimeSpec  # the target's runtime entry (device, provider)
     precision: str  # an edgekit precision (fp32, fp16, bf16, int8)
-    manifest: Manifest
+    manifest: Manifest | None  # None: a bare model file (the host-CPU reference of runtime/compare.py)
     threads: int | None
     streams: int | None
     batch: int | None  # the static batch to compile (BatchMode.RESHAPE only)
@@ -69,6 +69,8 @@ class Backend:
     #: target-profile devices; ``providers`` maps a device to its execution provider (runtimes that take one)
     devices: tuple[str, ...] = ("CPU",)
     providers: Mapping[str, str] = field(default_factory=dict)
+    #: the devices above that run on an NVIDIA GPU (a bench there reads NVML before the CPU's RAPL; see uses_gpu)
+    gpu_devices: tuple[str, ...] = ()
     #: device -> the only precisions it runs there (e.g. DLA: fp16, int8)
     device_precisions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: other modules it needs -> their extra (recorded for MissingDependencyError)
@@ -100,6 +102,11 @@ class Backend:
     @property
     def label(self) -> str:
         return self.title or self.name
+
+    def uses_gpu(self, device: str, provider: str | None = None) -> bool:
+        """Whether a target's ``device`` (and execution ``provider``, if any) runs this runtime on an NVIDIA GPU."""
+        named = {device.lower()} | {d.lower() for d, p in self.providers.items() if provider and p == provider}
+        return any(d.lower() in named for d in self.gpu_devices)
 
     def allowed_precisions(self, fmt: str, artifact_precision: str) -> tuple[str, ...]:
         """The precisions it executes from an artifact of ``fmt`` built at ``artifact_precision``."""

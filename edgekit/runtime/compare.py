@@ -4,8 +4,9 @@ Polygraphy's Comparator, small. Used by export parity (ONNX vs torch), engine bu
 (engine vs ONNX Runtime on the parent ONNX), quantization (candidate vs FP32 parent), and bench's
 accuracy loop (its padding rule). Torch-free: numpy and the runtime registry.
 
-* :func:`reference_runner`: the FP32 host-CPU reference for a model file (ONNX Runtime, or OpenVINO at
-  an explicit ``f32`` inference precision: on AMX CPUs it silently runs bf16 otherwise).
+* :func:`reference_runner`: the FP32 host-CPU reference for a model file, with the backend record's own
+  options for an fp32 CPU cell (ONNX Runtime by default; OpenVINO's record asks for an explicit ``f32``
+  inference precision: on AMX CPUs it silently runs bf16 otherwise).
 * :func:`pad_batch` / :func:`run_logits`: the one batching rule. A static batch is filled by repeating
   the chunk's last row, and the outputs of the padding rows are dropped (works for any chunk size, even
   fewer inputs than the batch).
@@ -32,18 +33,30 @@ from edgekit.runtime.base import Runner
 DEFAULT_REL_TOL = 1e-4
 
 
-def reference_runner(model_path: str | Path, *, runtime: str = "onnxruntime", threads: int | None = None,
+def reference_runner(model_path: str | Path, *, runtime: str | None = None, threads: int | None = None,
                      batch: int | None = None) -> Runner:
-    """An FP32 runner on this host's CPU for ``model_path`` (not activated: use it in a ``with`` block)."""
-    from edgekit.runtime.registry import create_runner, resolve_runtime
+    """An FP32 runner on this host's CPU for ``model_path`` (not activated: use it in a ``with`` block);
+    ``runtime`` None: the registry's first runtime for ONNX (ONNX Runtime).
 
-    name = resolve_runtime(runtime).name
-    options: dict[str, Any] = {"threads": threads}
-    if name == "openvino":
-        options.update(device="CPU", precision="f32")
-        if batch is not None:
-            options["batch"] = batch
-    return create_runner(name, model_path, **options)
+    The options are the backend's own for an fp32 cell on its ``CPU`` device (:attr:`Backend.options`), so
+    a runtime's precision rule (OpenVINO's explicit ``f32``) lives in its record; ``batch`` is compiled
+    only by a runtime that compiles one static batch per size (``BatchMode.RESHAPE``).
+    """
+    from edgekit.core.errors import UsageError
+    from edgekit.core.target_schema import RuntimeSpec
+    from edgekit.runtime.backend import BatchMode, OpenRequest
+    from edgekit.runtime.registry import FORMAT_RUNTIMES, create_runner, resolve_runtime
+
+    if runtime is None and not FORMAT_RUNTIMES.get("onnx"):
+        raise UsageError("no runtime that reads ONNX is registered", hint="pip install 'edgekit[onnxruntime]'")
+    backend = resolve_runtime(runtime if runtime is not None else FORMAT_RUNTIMES["onnx"][0])
+    if "CPU" not in backend.devices:
+        raise UsageError(f"{backend.label} does not run on this host's CPU, so it cannot be the FP32 reference",
+                         hint="use a runtime with a CPU device (onnxruntime, openvino)")
+    spec = RuntimeSpec(runtime=backend.name, device="CPU", precisions=("fp32",))
+    options = backend.options(OpenRequest(spec=spec, precision="fp32", manifest=None, threads=threads, streams=None,
+                                          batch=batch if backend.batching == BatchMode.RESHAPE else None))
+    return create_runner(backend.name, model_path, **{"threads": threads, **options})
 
 
 def pad_batch(chunk: np.ndarray, batch: int | None) -> np.ndarray:
@@ -107,7 +120,7 @@ class ComparisonResult:
 
 def compare_logits(ref: np.ndarray, got: np.ndarray, *, tol: float | None) -> ComparisonResult:
     """Compare logits ``got`` with ``ref`` (both ``(N, classes)``); ``tol`` None measures without a verdict."""
-    n = int(len(ref))
+    n = len(ref)
     ref = np.asarray(ref, dtype=np.float64)
     got = np.asarray(got, dtype=np.float64)
     if ref.shape != got.shape:

@@ -37,6 +37,7 @@ from edgekit.optimize.train.loop import (
     make_optimizer,
     param_counts,
     set_train_mode,
+    warmup_steps,
 )
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def train(
     opt = make_optimizer(student.parameters(), cfg)
     steps = len(loaders.train)
     total = steps * cfg.epochs
-    warmup = int(round(cfg.warmup_epochs * steps))
+    warmup = warmup_steps(cfg, steps)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, total=total, warmup=warmup, min_ratio=cfg.min_lr_ratio)
     )

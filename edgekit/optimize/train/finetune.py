@@ -37,7 +37,14 @@ from edgekit.data import EMBEDDED
 from edgekit.export.onnx_export import OPSET_RULE
 from edgekit.optimize.train.augment import AugmentConfig
 from edgekit.optimize.train.batches import Loaders
-from edgekit.optimize.train.loop import TrainConfig, TrainProgress, TrainRecord, as_progress, deterministic
+from edgekit.optimize.train.loop import (
+    TrainConfig,
+    TrainProgress,
+    TrainRecord,
+    as_progress,
+    deterministic,
+    warmup_steps,
+)
 from edgekit.optimize.train.splits import check_val_split, is_embedded, prepare
 
 log = logging.getLogger(__name__)
@@ -248,6 +255,7 @@ def finetune(
         "weight_decay": cfg.weight_decay,
         "label_smoothing": cfg.label_smoothing,
         "warmup_epochs": cfg.warmup_epochs,
+        "warmup_steps": warmup_steps(cfg, len(loaders.train)),
         "schedule": "linear warm-up, cosine",
         "select": cfg.select,
         "trainable": trainable,

@@ -23,6 +23,13 @@ log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adamw", "sgd")
 SELECT = ("best", "last")
+#: the shortest warm-up in optimizer steps (capped at half the run): an epoch of a small dataset is a
+#: handful of steps, too few to reach the peak rate gently. Measured (mobilenetv3_small_100 from scratch, 48 px,
+#: 6 epochs, batch 64, seeds 0-2): 200 images (3 steps an epoch, warm-up 3 -> 9 steps): the epoch-mean loss
+#: peaked at 7.3 / 7.8 / 4.3 (seed 1 ended at chance) -> 3.6 / 2.6 / 3.3, validation top-1 16.7 / 10.0 / 12.4 %
+#: -> 17.8 / 13.8 / 13.5 %. A floor of 20 also lengthened 1000 images' warm-up (15 -> 20 steps) and cost
+#: 1.8-4.4 points on all three seeds; at 10, an epoch of 10 steps or more (640 images at batch 64) is unchanged.
+MIN_WARMUP_STEPS = 10
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,8 @@ class TrainConfig:
     """How to train. ``kd_*`` apply only when a teacher is given.
 
     The learning rate warms up linearly for ``warmup_epochs`` (fractions
-    allowed), then follows a cosine to ``lr * min_lr_ratio``. ``select``
+    allowed) but at least ``min_warmup_steps`` optimizer steps (see
+    :func:`warmup_steps`), then follows a cosine to ``lr * min_lr_ratio``. ``select``
     keeps the epoch with the best validation top-1 (``best``, ties go to the
     earlier epoch) or the last one.
     """
@@ -41,6 +49,7 @@ class TrainConfig:
     optimizer: str = "adamw"
     momentum: float = 0.9
     warmup_epochs: float = 1.0
+    min_warmup_steps: int = MIN_WARMUP_STEPS
     min_lr_ratio: float = 0.01
     label_smoothing: float = 0.1
     grad_clip: float | None = 5.0
@@ -67,6 +76,9 @@ class TrainConfig:
             raise UsageError(f"kd_temperature must be positive, got {self.kd_temperature}")
         if self.warmup_epochs < 0 or not (0.0 <= self.min_lr_ratio <= 1.0):
             raise UsageError("warmup_epochs must be >= 0 and min_lr_ratio in [0, 1]")
+        if isinstance(self.min_warmup_steps, bool) or not isinstance(self.min_warmup_steps, int) \
+                or self.min_warmup_steps < 0:
+            raise UsageError(f"min_warmup_steps must be an integer >= 0, got {self.min_warmup_steps!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise UsageError(f"grad_clip must be positive or None, got {self.grad_clip}")
         if self.select not in SELECT:
@@ -245,6 +257,19 @@ def make_optimizer(params: Iterable[Any], config: TrainConfig) -> Any:
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
     return torch.optim.AdamW(groups, lr=config.lr)
+
+
+def warmup_steps(config: TrainConfig, steps_per_epoch: int) -> int:
+    """The warm-up in optimizer steps: ``warmup_epochs`` worth of them, but at least ``min_warmup_steps``
+    (at most half of the run's steps); none when ``warmup_epochs`` is 0.
+
+    Where an epoch-counted warm-up already spans ``min_warmup_steps`` (the embedded default: 0.8 of an epoch
+    of 109 steps = 87), the schedule is the epoch-counted one, step for step.
+    """
+    if config.warmup_epochs == 0:
+        return 0
+    by_epochs = int(round(config.warmup_epochs * steps_per_epoch))
+    return max(by_epochs, min(config.min_warmup_steps, steps_per_epoch * config.epochs // 2))
 
 
 def lr_factor(step: int, *, total: int, warmup: int, min_ratio: float) -> float:

@@ -24,6 +24,7 @@ def _options(r: OpenRequest) -> dict[str, Any]:
 BACKEND = Backend(
     name="onnxruntime", title="ONNX Runtime", runner="edgekit.runtime.onnxruntime.runner:OnnxRuntimeRunner",
     requires="onnxruntime", extra="onnxruntime", aliases=("ort",), formats=("onnx",),
-    devices=tuple(PROVIDERS), providers=PROVIDERS, versions=("onnxruntime",), rank=10,
+    devices=tuple(PROVIDERS), providers=PROVIDERS,
+    gpu_devices=("CUDA", "TensorRT"), versions=("onnxruntime",), rank=10,
     batching=BatchMode.DECLARED, options=_options,
 )

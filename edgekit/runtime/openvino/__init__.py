@@ -31,7 +31,7 @@ def _options(r: OpenRequest) -> dict[str, Any]:
     options: dict[str, Any] = {"device": r.spec.device, "hint": "latency", "streams": r.streams,
                                "threads": r.threads, "batch": r.batch}
     mixed = r.precision in {label for label, _, _ in MIXED.values()}
-    if mixed or r.manifest.format != FORMAT or r.manifest.inference_precision is None:
+    if mixed or r.manifest is None or r.manifest.format != FORMAT or r.manifest.inference_precision is None:
         options["precision"] = INFERENCE_PRECISION[r.precision]
     return options
 

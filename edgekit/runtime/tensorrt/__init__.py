@@ -16,6 +16,7 @@ BACKEND = Backend(
     name="tensorrt", title="TensorRT", runner="edgekit.runtime.tensorrt.runner:TensorRTRunner",
     requires="tensorrt", extra="tensorrt", aliases=("trt",), formats=(FORMAT,),
     format_aliases={"engine": FORMAT, "tensorrt": FORMAT}, devices=("GPU", "DLA"),
+    gpu_devices=("GPU", "DLA"),  # an NVIDIA GPU, or the DLA beside one on a Jetson
     device_precisions={"DLA": ("fp16", "int8")},  # CUDA: TensorRT's own libcudart via ctypes (runtime/tensorrt/cuda.py)
     versions=("tensorrt",), rank=30, batching=BatchMode.AS_BUILT, takes_threads=False,
     onnx_reason=("TensorRT runs engines built on the device: build one from this ONNX artifact on the target "

@@ -33,12 +33,12 @@ from typing import Any
 from edgekit.core.atomic import atomic_write_bytes, sha256_file
 from edgekit.core.errors import ArtifactError, UsageError
 from edgekit.core.specs import TensorSpec
-from edgekit.runtime.tensorrt.engine_key import EngineKey, Shapes, normalize_shapes, write_engine
 from edgekit.runtime.onnx_info import GraphInfo, read_graph_info
+from edgekit.runtime.tensorrt import BACKEND
+from edgekit.runtime.tensorrt.engine_key import EngineKey, Shapes, normalize_shapes, write_engine
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16", "int8")
 INT8_FLOATS = ("fp16", "fp32")
 ShapeArg = Mapping[str, Sequence[Sequence[int]]]
 
@@ -55,8 +55,9 @@ def validate_build_request(
     int8_float: str = "fp16",
 ) -> tuple[GraphInfo, Shapes]:
     """Check a build request against the ONNX graph, without TensorRT."""
-    if precision not in PRECISIONS:
-        raise UsageError(f"unknown TensorRT precision {precision!r}", hint=f"choose one of {', '.join(PRECISIONS)}")
+    if precision not in BACKEND.build_precisions:  # the one list: the backend record's
+        raise UsageError(f"unknown TensorRT precision {precision!r}",
+                         hint=f"choose one of {', '.join(BACKEND.build_precisions)}")
     if int8_float not in INT8_FLOATS:
         raise UsageError(f"int8_float must be one of {', '.join(INT8_FLOATS)}, got {int8_float!r}")
     if not isinstance(workspace_mb, int) or workspace_mb < 1:
