@@ -62,7 +62,8 @@ def _known_constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
             if any(a.name == "value" and int(np.prod(a.t.dims)) > MAX_ELEMENTS for a in node.attribute):
                 continue
             try:
-                value = ReferenceEvaluator(node).run(None, {})[0]
+                outs = ReferenceEvaluator(node).run(None, {})  # a list when no intermediate results are asked
+                value = outs[0] if isinstance(outs, list) else next(iter(outs.values()))
             except _EVAL_ERRORS:
                 continue
             if np.asarray(value).size <= MAX_ELEMENTS:

@@ -35,7 +35,7 @@ _KEEP_VALUES_MAX = 64
 #: rounds of folding shape computations and inferring again
 _MAX_FOLD_ROUNDS = 64
 
-_DTYPE_NAMES = {
+_DTYPE_NAMES: dict[int, str] = {
     TensorProto.FLOAT: "float32",
     TensorProto.DOUBLE: "float64",
     TensorProto.FLOAT16: "float16",
