@@ -157,8 +157,8 @@ def main() -> None:
           f"{init_s:.2f} s, first sweep (actor start-up and first round trip, 0 s jobs) {first_s:.2f} s, "
           f"shutdown {shutdown_s:.2f} s. Against benches that take tens of seconds to minutes per artifact, "
           "the per-job gap of either executor is noise; Ray's start-up (the instance, then one actor process per "
-          "device per sweep) is the cost that counts. Measured on a 2-core host shared with other work: "
-          "absolute start-up seconds are this machine's, not Ray's best.\n")
+          "device per sweep) is the cost that counts. Measured on a 2-core host: absolute start-up seconds are this "
+          "machine's, not Ray's best.\n")
     j, m = write_results("fleet_overhead", payload, md)
     print(md)
     print(j, m)
