@@ -14,6 +14,10 @@ and shows each rule failing. The rules, stated once (``benchmarks/README.md`` qu
   read, never on the best of several rows of the reported images: INT8 on :data:`INT8_DECLARED` (edgekit's
   ONNX Runtime Q/DQ with accuracy control at the bar's budget), pruning on :data:`PRUNE_DECLARED` (the 30 %
   ratio the optimization issue names). Every other artifact gets its own verdict, listed, never counted.
+* **Accuracy control is judged out of sample.** Each recipe with ``max_drop`` chose on the validation split;
+  :func:`ac_out_of_sample` sets that decision beside the test-split interval of the artifact (worst runtime) and
+  says whether the budget held there (upper bound within), was not resolved (point within, bound past), or
+  broke (point past) - loudly, one line per artifact, never averaged.
 * **Faster only from a paired, interleaved comparison.** A speed verdict comes from rounds of alternating
   windows against the FP32 artifact on the same runtime (:mod:`edgekit.bench.paired_latency`): the ratio
   candidate/FP32 per round, its median, and the distribution-free 95 % interval of that median
@@ -202,6 +206,38 @@ def prune_bar(rows: list[Row], model: str) -> tuple[bool, str]:
         return False, f"{head}: NOT MET (no measured {PRUNE_DECLARED} row)"
     ok, txt = judge(declared)
     return ok, f"{head}: {'met' if ok else 'NOT MET'} ({txt})" + (f"; not counted: {others}" if others else "")
+
+
+def ac_out_of_sample(outcomes: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Join each accuracy-control decision (``optimize.py``'s ``_ac_outcomes``) with the artifact's paired drop
+    on the test split (worst runtime).
+
+    ``verdict``: ``holds`` (upper 95 % bound on test within the budget), ``not resolved`` (point within, bound
+    past it), ``BROKEN`` (the point drop on test past the budget), ``refused`` (the control did not accept a
+    candidate on validation: the step failed, nothing was benched), ``not benched``.
+    """
+    out = []
+    for o in outcomes:
+        arts = per_artifact((r for r in rows if r["artifact"] == o["artifact"]), precision="int8")
+        a = arts.get(o["artifact"])
+        budget = o["budget_pts"] if o["budget_pts"] is not None else INT8_BAR_PTS
+        if o["step"] == "failed" or o["accepted"] is False:
+            verdict = "refused"
+        elif a is None or a["upper_pts"] is None:
+            verdict = "not benched"
+        elif a["upper_pts"] <= budget:
+            verdict = "holds"
+        elif a["point_pts"] is not None and a["point_pts"] <= budget:
+            verdict = "not resolved"
+        else:
+            verdict = "BROKEN"
+        worst = None if a is None else next((r for r in rows if r["artifact"] == o["artifact"]
+                                             and r["runtime"] == a["worst"] and r["precision"] == "int8"), None)
+        out.append({**o, "verdict": verdict, "test_n": worst and worst.get("n"),
+                    "test_point_pts": a and a["point_pts"], "test_upper_pts": a and a["upper_pts"],
+                    "test_ci_pts": worst and worst["ci_pts"], "test_worst_runtime": a and a["worst"],
+                    "runtimes": [] if a is None else [x["runtime"] for x in a["runtimes"]]})
+    return out
 
 
 def bars(rows: list[Row], *, judge_prune: bool = True) -> list[str]:

@@ -4,7 +4,7 @@ Per model (default: one or two per family, the seven families of the zoo):
 
 * **size**: parameters and MACs read from the exported graph by
   :func:`edgekit.graph.profile_onnx` (beside the published numbers), ONNX file size;
-* **latency**, batch 1, single stream, edgekit's harness (real held-out images
+* **latency**, batch 1, single stream, edgekit's harness (real test-split images
   cycled in a seeded order, time-based warm-up, stop when BOTH ``--seconds`` and
   ``--min-iterations`` are met), ``--threads`` threads everywhere, in these cells:
   torch eager fp32 (``torch.set_num_threads``, ``inference_mode``); ONNX Runtime
@@ -12,7 +12,7 @@ Per model (default: one or two per family, the seven families of the zoo):
   static batch-1 graph and on the dynamic-batch graph, both run at batch 1;
 * **fastest configuration** of each model on this CPU, with whether its lead is
   larger than the round-to-round spread;
-* **accuracy** on the embedded held-out split of each model trained on the
+* **accuracy** on the embedded test split of each model trained on the
   embedded training split (``edgekit.optimize.train.finetune``; ``benchmarks/families_accuracy.py``).
 
 Latency uses the default ImageNet input size with random-init weights (latency
@@ -80,7 +80,7 @@ class Prepared:
     weights: str
     static: Artifact
     dynamic: Artifact
-    samples: np.ndarray  # (N, 3, H, W) real preprocessed held-out images
+    samples: np.ndarray  # (N, 3, H, W) real preprocessed test-split images
     size: dict[str, Any]
     torch_model: Any = None
 

@@ -1,14 +1,14 @@
-"""The accuracy part of benchmarks/families.py: train on the embedded data, evaluate on its held-out split.
+"""The accuracy part of benchmarks/families.py: train on the embedded data, evaluate on its test split.
 
 Each model is trained with :func:`edgekit.optimize.train.finetune.finetune` on the
 embedded animals training split at ``--train-size`` px for ``--epochs`` epochs,
 from random init (efficientnet_lite0 also from its real ImageNet weights), with
 ``select="last"``: the reported epoch is the last one, not the one that scored
-best on the held-out split, so the held-out number is not selected on itself.
+best on the validation split; the test split (reported) selects nothing.
 The trained artifacts are cached in ``~/.cache/edgekit/bench-artifacts/``
 under a name that holds the model, start, size, epochs, seed and train limit.
 
-Evaluation: every held-out image (batch 1, the trained static graph) through
+Evaluation: every test image (batch 1, the trained static graph) through
 ONNX Runtime fp32 (the reference), OpenVINO f32 and OpenVINO bf16; the two
 OpenVINO runs are compared with the reference on the same images (top-1
 agreement, discordant counts b/c, exact McNemar p).
@@ -59,7 +59,7 @@ def trained_artifact(model: str, init: str, args: argparse.Namespace, say: Say) 
                         train_limit=args.train_limit),
         progress=say,
     )
-    say(f"{model}: trained in {res.seconds:.0f} s, held-out top-1 {res.heldout_top1:.2%} (torch, last epoch)")
+    say(f"{model}: trained in {res.seconds:.0f} s, test top-1 {res.test_top1:.2%} (torch, last epoch)")
     return load_artifact(out)
 
 
@@ -97,14 +97,15 @@ def evaluate_one(model: str, init: str, args: argparse.Namespace, say: Say) -> d
     art = trained_artifact(model, init, args, say)  # from the cache: train_all ran first
     m = art.manifest
     record = TrainRecord.from_json(m.extra["training"])
-    ds = load_embedded(split="heldout")
+    ds = load_embedded(split="test")
     x = preload(ds, np.arange(len(ds)), m.preprocess)
     y = np.asarray(ds.labels)
     row: dict[str, Any] = {
         "model": model, "init": init, "artifact": str(art.path), "train_size": list(m.preprocess.input_size),
         "epochs": len(record.epochs), "select": record.select, "selected_epoch": record.selected_epoch,
         "train_seconds": record.seconds, "train_threads": record.threads, "n_train": record.n_train,
-        "heldout_top1_torch": record.heldout_top1, "n_heldout": int(len(y)),
+        "test_top1_torch": (m.extra.get("dataset") or {}).get("test_top1"),
+        "validation_top1_torch": record.heldout_top1, "n_test": int(len(y)),
         "model_sha256": m.files[m.model_file],
         "base_weights": m.lineage[0].get("base_weights") if m.lineage else None,
         "runs": {},
@@ -161,16 +162,16 @@ def _pct(x: float | None) -> str:
 def render_accuracy(acc: dict[str, Any], settings: dict[str, Any]) -> list[str]:
     r = acc["recipe"]
     md = [
-        "## Accuracy on the embedded held-out split (models trained on the embedded training split)\n",
+        "## Accuracy on the embedded test split (models trained on the embedded training split)\n",
         f"Trained with `edgekit.optimize.train.finetune` on the embedded animals training split "
         f"({r['img_size']}x{r['img_size']} px, {r['epochs']} epochs, seed {r['seed']}, {r['threads']} threads"
         + (f", **only {r['train_limit']} training images: a smoke setting, not a result**" if r["train_limit"] else "")
-        + "); the reported weights are the last epoch's (not selected on the held-out split). Random init unless "
-        "the start column says ImageNet. Evaluated on every held-out image at batch 1 on the trained static graph; "
+        + "); the reported weights are the last epoch's (nothing selected on the test split). Random init unless "
+        "the start column says ImageNet. Evaluated on every test image at batch 1 on the trained static graph; "
         "OpenVINO runs are compared with ONNX Runtime fp32 on the same images (agreement = same top-1; b/c = "
         "images only the reference / only OpenVINO got right; exact McNemar p).\n",
     ]
-    head = ["model", "start", "epochs", "train s", "n", "top-1 torch (training record)", "top-1 ORT fp32 [95% CI]",
+    head = ["model", "start", "epochs", "train s", "n", "top-1 torch (training run, test)", "top-1 ORT fp32 [95% CI]",
             "top-5", "macro-F1", "OV f32 top-1 (agree; b/c)", "OV bf16 top-1 (agree; b/c; p)"]
     rows = []
     for row in acc["rows"]:
@@ -181,7 +182,7 @@ def render_accuracy(acc: dict[str, Any], settings: dict[str, Any]) -> list[str]:
         runs = row["runs"]
         ref = runs.get("onnxruntime/fp32", {})
 
-        def cand(key: str, with_p: bool) -> str:
+        def cand(key: str, with_p: bool, runs: dict[str, Any] = runs) -> str:
             c = runs.get(key, {})
             if "error" in c or not c:
                 return "failed"
@@ -190,11 +191,11 @@ def render_accuracy(acc: dict[str, Any], settings: dict[str, Any]) -> list[str]:
 
         ref_txt = ("failed" if "error" in ref or not ref else
                    f"{_pct(ref['top1'])} [{_pct(ref['top1_ci95'][0])}–{_pct(ref['top1_ci95'][1])}]")
-        rows.append([row["model"], start, str(row["epochs"]), f"{row['train_seconds']:.0f}", str(row["n_heldout"]),
-                     _pct(row["heldout_top1_torch"]), ref_txt, _pct(ref.get("top5")), _pct(ref.get("macro_f1")),
+        rows.append([row["model"], start, str(row["epochs"]), f"{row['train_seconds']:.0f}", str(row["n_test"]),
+                     _pct(row["test_top1_torch"]), ref_txt, _pct(ref.get("top5")), _pct(ref.get("macro_f1")),
                      cand("openvino/f32", False), cand("openvino/bf16", True)])
     md += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(x) + " |" for x in rows]
-    md.append("\nPercentages. The torch column is the training loop's own held-out evaluation of the same weights; "
-              "it should match ORT fp32 (a gap would point at export or preprocessing). Held-out images: "
+    md.append("\nPercentages. The torch column is the training run's own evaluation of the same weights on the same "
+              "test images; it should match ORT fp32 (a gap would point at export or preprocessing). Test images: "
               "28x28 greyscale silhouettes upscaled, 10 classes; near-duplicates never straddle the split.\n")
     return md

@@ -150,7 +150,7 @@ def render_latency(payload: dict[str, Any]) -> list[str]:
         f"Every cell: {st['threads']} threads in the runtime (torch `set_num_threads`, ORT intra-op, OpenVINO "
         f"INFERENCE_NUM_THREADS; OpenVINO latency hint, 1 stream), {st['warmup']:g} s time-based warm-up, then "
         f"inferences until BOTH {st['seconds']:g} s and {st['min_iterations']} inferences (capped at "
-        f"{st['max_seconds']:g} s), cycling through {st['n_samples']} real held-out images in a seeded order. "
+        f"{st['max_seconds']:g} s), cycling through {st['n_samples']} real test-split images in a seeded order. "
         f"{rounds} round(s), interleaved: each round visits every model (reversed order on odd rounds) and each "
         "model's cells in a seeded shuffled order. Static b1 = the batch-1 graph; dyn batch = the graph exported "
         "with a dynamic batch axis, also run at batch 1 (OpenVINO compiles it as dynamic, no reshape).\n",
@@ -238,7 +238,7 @@ def render_markdown(payload: dict[str, Any]) -> str:
         md += render_accuracy(payload["accuracy"], st)
     else:
         md.append("**Accuracy** of models trained on the embedded data is not in this run (`--skip-accuracy`): see "
-                  "`optimize.md`, whose FP32 rows give the held-out top-1 of six of the seven families trained from "
+                  "`optimize.md`, whose FP32 rows give the test-split top-1 of six of the seven families trained from "
                   "scratch, on ONNX Runtime fp32 and OpenVINO f32/bf16, with paired comparisons.\n")
     md.append("This is a shared 2-core VM: prefer medians and ratios, and read the spread before the third digit. "
               "Per-round values, runner settings read back from each runtime, and hashes are in the JSON file.\n")

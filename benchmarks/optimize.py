@@ -21,7 +21,6 @@ runs, so run it on a quiet machine. The run directories go to ``~/.cache/edgekit
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import subprocess
 import sys
@@ -33,7 +32,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 
 import optimize_paired  # noqa: E402
-from bars import INT8_BAR_PTS, INT8_DECLARED, PRUNE_BAR_PTS, bars, per_artifact, speed, upper_pts  # noqa: E402
+from bars import (  # noqa: E402
+    INT8_BAR_PTS,
+    INT8_DECLARED,
+    PRUNE_BAR_PTS,
+    ac_out_of_sample,
+    bars,
+    per_artifact,
+    speed,
+    upper_pts,
+)
 from common import rewrite_results, write_results  # noqa: E402
 from optimize_report import INTRO, markdown  # noqa: E402
 
@@ -62,48 +70,34 @@ def run_pipelines(names: list[str], threads: int | None) -> None:
 
 # -- reading the results -----------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=1)
-def _heldout() -> Any:
-    from edgekit.data.embedded import load_embedded
+def _ac_outcomes(run_dir: Path) -> list[dict[str, Any]]:
+    """Every accuracy-controlled quantize step of a run and what its control decided on the validation split.
 
-    return load_embedded(split="heldout")
-
-
-def _ac_unseen(doc: dict[str, Any], run_dir: Path, budget: float = INT8_BAR_PTS) -> dict[str, dict[str, Any]]:
-    """Paired drops on the held-out images that accuracy control never saw, per result key.
-
-    An INT8 recipe with ``max_drop`` picks its float fallbacks by measuring on ``eval_size`` held-out images
-    (recorded in its manifest: count, seed, hash of the image list); the bench then reports on the whole
-    held-out split, which includes them. The selection is recomputed here, checked against the recorded
-    hash, and the drop is recomputed on the complement: the images the choice could not have been fitted to.
+    Read from each step's manifest (``extra.quantization.budget``): the budget, the confidence, the upper
+    bound of the paired drop on the validation split and whether that accepted the candidate. A step whose
+    check failed set its artifact aside as ``<path>.failed`` (read from there); one that left nothing is still
+    listed, with its failure note. Which recipes asked for control comes from the pipeline (``max_drop``).
+    The test-split numbers come from the bench rows (:func:`bars.ac_out_of_sample`).
     """
-    from edgekit.bench.paired import compare_paired
-    from edgekit.data.sampling import evaluation_indices
-    from edgekit.optimize.quant.data import _sha256_lines
-
-    results = {r["key"]: r for r in doc["results"]}
-    out: dict[str, dict[str, Any]] = {}
-    for r in doc["results"]:
-        if r["status"] != "ok" or not r.get("accuracy") or not r.get("reference") or r["reference"] == r["key"]:
-            continue
-        man = run_dir / "artifacts" / r["artifact"] / "edgekit.json"
-        q = (json.loads(man.read_text(encoding="utf-8")).get("extra") or {}).get("quantization") if man.is_file() else None
-        if not q or not q.get("accuracy_control") or not str(q["eval"].get("origin", "")).startswith("embedded held-out"):
-            continue
-        ds = _heldout()
-        idx = evaluation_indices(ds.labels, int(q["eval"]["n"]), seed=int(q["eval"]["seed"]))
-        if _sha256_lines([str(ds.source(int(i))) for i in idx]) != q["eval"]["sources_sha256"]:
-            raise SystemExit(f"{r['artifact']}: cannot reproduce the accuracy-control image list (hash differs)")
-        ref, acc = results[r["reference"]]["accuracy"], r["accuracy"]
-        labels = np.asarray(acc["labels"])
-        if len(labels) != len(ds) or not np.array_equal(labels, ds.labels):
-            raise SystemExit(f"{r['key']}: the bench did not evaluate the whole held-out split in order")
-        unseen = np.ones(len(ds), dtype=bool)
-        unseen[idx] = False
-        p = compare_paired(np.asarray(ref["predictions"])[unseen], np.asarray(acc["predictions"])[unseen],
-                           labels[unseen], budget_pts=budget)
-        out[r["key"]] = {"n": p.n, "drop_pts": p.drop_pts, "ci_pts": list(p.ci_pts), "disagreements": p.disagreements,
-                         "ac_images": int(len(idx))}
+    run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    asked = {r["name"]: (r.get("params") or {}).get("max_drop") for r in run["pipeline"].get("recipes", [])
+             if r.get("kind") == "quantize"}
+    out: list[dict[str, Any]] = []
+    for s in run["steps"]:
+        model, _, recipe = s["label"].split(" ", 1)[-1].partition("/")
+        if s["kind"] != "quantize" or asked.get(recipe) is None:
+            continue  # not a quantization with accuracy control
+        path = Path(s["path"])
+        man = next((d / "edgekit.json" for d in (path, path.with_name(path.name + ".failed"))
+                    if (d / "edgekit.json").is_file()), None)
+        q = (json.loads(man.read_text(encoding="utf-8")).get("extra") or {}).get("quantization") if man else None
+        b = (q or {}).get("budget") or {}
+        val = b.get("validation") or {}
+        out.append({"model": model, "recipe": recipe, "artifact": f"{model}-{recipe}", "step": s["status"],
+                    "note": s.get("note"), "method": (q or {}).get("method"), "for": (q or {}).get("for"),
+                    "budget_pts": b.get("budget_pts", asked[recipe]), "confidence": b.get("confidence"),
+                    "accepted": b.get("accepted"), "validation_n": val.get("n"),
+                    "validation_point_pts": val.get("drop_pts"), "validation_upper_pts": b.get("validation_upper_pts")})
     return out
 
 
@@ -130,10 +124,9 @@ def _vs_control(doc: dict[str, Any], run_dir: Path) -> dict[str, dict[str, Any]]
     return out
 
 
-def _rows(doc: dict[str, Any], unseen: dict[str, dict[str, Any]] | None = None,
-          control: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def _rows(doc: dict[str, Any], control: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     arts = {a["name"]: a for a in doc["artifacts"]}
-    unseen, control = unseen or {}, control or {}
+    control = control or {}
     out = []
     for r in doc["results"]:
         m = r.get("metrics") or {}
@@ -150,7 +143,7 @@ def _rows(doc: dict[str, Any], unseen: dict[str, dict[str, Any]] | None = None,
             "p50_ms": m.get("latency_p50_ms"), "p90_ms": m.get("latency_p90_ms"), "p50_ci": stats.get("p50_ci"),
             "cv": m.get("latency_cv"), "unstable": m.get("latency_unstable"), "latency_n": m.get("latency_n"),
             "size_mb": m.get("model_size_mb"), "params": m.get("params"), "macs": m.get("macs"),
-            "input_shape": art.get("input_shape"), "ac_unseen": unseen.get(r["key"]),
+            "input_shape": art.get("input_shape"),
             "vs_control": control.get(r["key"]),
         })
     return out
@@ -209,7 +202,7 @@ def _rerender(name: str) -> None:
     per_model = analyse(rows)
     kind = name if name in INTRO else "optimize"
     doc.update({"bars": bars(rows, judge_prune=kind == "prune") if kind != "presets" else [], "per_model": per_model, "rows": rows})
-    j, m = rewrite_results(name, doc, markdown(rows, per_model, doc["runs"], kind))
+    j, m = rewrite_results(name, doc, markdown(rows, per_model, doc["runs"], kind, doc.get("accuracy_control")))
     print(f"rewrote {j} and {m} from the committed rows")
 
 
@@ -230,28 +223,34 @@ def main() -> None:
     if not args.report_only:
         run_pipelines(args.pipelines, args.threads)
     rows: list[dict[str, Any]] = []
+    outcomes: list[dict[str, Any]] = []
     runs: dict[str, Any] = {}
     for name in args.pipelines:
         res = RUNS / name / "results.json"
         if not res.is_file():
             raise SystemExit(f"no results for {name} at {res}: run without --report-only first")
         doc = json.loads(res.read_text(encoding="utf-8"))
-        these = _rows(doc, _ac_unseen(doc, RUNS / name), _vs_control(doc, RUNS / name))
+        these = _rows(doc, _vs_control(doc, RUNS / name))
+        outcomes += _ac_outcomes(RUNS / name)
         if args.paired_rounds:
             optimize_paired.measure(these, RUNS / name, threads=args.threads, rounds=args.paired_rounds)
         rows += these
         run = json.loads((RUNS / name / "run.json").read_text(encoding="utf-8"))
         failed = [s for s in run["steps"] if s["status"] in ("failed", "skipped")]
-        runs[name] = (f"results created {doc['created']}, {len(doc['results'])} rows, steps "
+        ds = doc.get("dataset") or {}
+        runs[name] = (f"results created {doc['created']}, {len(doc['results'])} rows, accuracy on "
+                      f"{ds.get('eval_n')} images of {ds.get('source')} (splits {', '.join(ds.get('splits') or [])}), steps "
                       f"{sum(s['status'] == 'ran' for s in run['steps'])} ran / "
                       f"{sum(s['status'] == 'cached' for s in run['steps'])} cached"
                       + (f"; FAILED steps: {', '.join(s['label'] + ' (' + str(s['note']) + ')' for s in failed)}"
                          if failed else ""))
     per_model = analyse(rows)
+    ac = ac_out_of_sample(outcomes, rows)
     kind = args.pipelines[0] if len(args.pipelines) == 1 and args.pipelines[0] in INTRO else "optimize"
     payload = {"pipelines": {n: (HERE / "pipelines" / f"{n}.toml").read_text(encoding="utf-8") for n in args.pipelines},
-               "runs": runs, "bars": bars(rows, judge_prune=kind == "prune") if kind != "presets" else [], "per_model": per_model, "rows": rows}
-    j, m = write_results(args.out_name, payload, markdown(rows, per_model, runs, kind), script="optimize")
+               "runs": runs, "bars": bars(rows, judge_prune=kind == "prune") if kind != "presets" else [], "per_model": per_model,
+               "accuracy_control": ac, "rows": rows}
+    j, m = write_results(args.out_name, payload, markdown(rows, per_model, runs, kind, ac), script="optimize")
     print(f"wrote {j} and {m}")
 
 

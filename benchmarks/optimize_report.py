@@ -24,11 +24,6 @@ def _drop(r: dict[str, Any]) -> str:
     return f"{r['drop_pts']:+.2f} [{lo:+.2f}, {hi:+.2f}]"
 
 
-def _unseen(r: dict[str, Any]) -> str:
-    u = r.get("ac_unseen")
-    return "" if not u else f"{u['drop_pts']:+.2f} [{u['ci_pts'][0]:+.2f}, {u['ci_pts'][1]:+.2f}] (n={u['n']})"
-
-
 def _control(r: dict[str, Any]) -> str:
     c = r.get("vs_control")
     return "" if not c else f"{c['drop_pts']:+.2f} [{c['ci_pts'][0]:+.2f}, {c['ci_pts'][1]:+.2f}]"
@@ -76,7 +71,9 @@ INTRO = {
 COMMON = (
     "Every artifact was benched by `edgekit run` on this CPU (2 threads, batch 1, real held-out samples, "
     "time-based warm-up, at least 3 s and 200 inferences per latency window). "
-    "Accuracy is on all 2,000 held-out images; the drop is paired against the FP32 reference row (ONNX "
+    "Accuracy is on all 2,000 images of the embedded test split, which nothing trained on or selected with "
+    "(training used the 7,000-image train split; best epochs, pruning recovery and accuracy control's choices "
+    "used the 1,000-image validation split); the drop is paired against the FP32 reference row (ONNX "
     "Runtime fp32), with a 95 % CI (Newcombe) and McNemar's exact p. "
     "'vs FP32' is the p50 speed-up against the FP32 artifact on the same runtime. A speed verdict (faster, "
     "slower, within noise) comes only from paired, interleaved rounds against that FP32 artifact (the 95 % "
@@ -84,20 +81,53 @@ COMMON = (
     "one after another is shown as 'unpaired, no verdict' and supports no claim. The bars are judged on the "
     "upper end of the drop's 95 % interval (the point beside it is labelled), one verdict per artifact (its "
     "worst runtime), on the recipe declared for each bar, never the best of several rows (benchmarks/README.md).")
-AC_NOTE = (
-    " The INT8 recipes with `max_drop = 0.5` chose their float fallbacks on 1,000 of those 2,000 images (their "
-    "manifests record which); a drop measured on images a choice was fitted to is optimistic, so those rows also "
-    "show the paired drop on the other 1,000 ('Δ unseen by AC'), and the INT8 bar and the 'fastest within' "
-    "columns use that interval.")
 FP16_NOTE = (" FP16 is not in the table: neither runtime executes FP16 on this CPU (it is for Jetson and Intel "
              "GPUs).")
 
 
-def markdown(rows: list[dict[str, Any]], per_model: dict[str, Any], runs: dict[str, Any], kind: str) -> str:
+AC_VERDICTS = ("holds", "not resolved", "BROKEN", "refused", "not benched")
+
+
+def accuracy_control_section(ac: list[dict[str, Any]]) -> list[str]:
+    """How often an accuracy-controlled recipe's budget held on the test split, with every decision listed."""
+    if not ac:
+        return []
+    n = len(ac)
+    counts = {v: sum(a["verdict"] == v for a in ac) for v in AC_VERDICTS}
+    out = ["## Accuracy control out of sample\n",
+           "Each recipe with `max_drop` accepted a candidate only when the upper 95 % bound (one-sided) of its paired "
+           "drop on the 1,000-image validation split was within the budget, and was then benched on the 2,000-image "
+           "test split it never saw. 'holds': the upper 95 % bound of the test drop (worst runtime) is within the "
+           "budget; 'not resolved': the point drop is within but the bound is past it (2,000 images cannot resolve a "
+           "few tenths of a point); 'BROKEN': the point drop on test is past the budget; 'refused': the control "
+           "accepted no candidate on validation (the step failed with exit 1; nothing benched).\n",
+           f"**Out of {n} accuracy-controlled artifacts: the budget holds (upper bound) for {counts['holds']}, "
+           f"the point drop is within it but not resolved for {counts['not resolved']}, BROKEN for "
+           f"{counts['BROKEN']}, refused on validation for {counts['refused']}"
+           + (f", not benched for {counts['not benched']}" if counts["not benched"] else "") + ".**\n",
+           "| model | recipe | budget | validation: point [upper] (n) | accepted | test: point [95% CI] (n), worst "
+           "runtime | runtimes | verdict |",
+           "|---|---|---|---|---|---|---|---|"]
+    for a in ac:
+        val = ("" if a["validation_upper_pts"] is None else
+               f"{a['validation_point_pts']:+.2f} [{a['validation_upper_pts']:+.2f}] ({a['validation_n']})")
+        ci = a.get("test_ci_pts") or [None, None]
+        test = ("" if a["test_point_pts"] is None or ci[0] is None else
+                f"{a['test_point_pts']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}] ({a['test_n']}), {a['test_worst_runtime']}")
+        verdict = a["verdict"] if a["verdict"] != "BROKEN" else "**BROKEN**"
+        if a["verdict"] == "refused" and a.get("note"):
+            verdict += f": {str(a['note'])[:120]}"
+        out.append(f"| {a['model']} | {a['recipe']} | {_f(a['budget_pts'])} | {val} | {a['accepted']} | {test} | "
+                   f"{', '.join(a['runtimes'])} | {verdict} |")
+    out.append("")
+    return out
+
+
+def markdown(rows: list[dict[str, Any]], per_model: dict[str, Any], runs: dict[str, Any], kind: str,
+             ac: list[dict[str, Any]] | None = None) -> str:
     title, intro = INTRO[kind]
     has_int8 = any(r["precision"] == "int8" for r in rows)
-    has_ac = any(r.get("ac_unseen") for r in rows)
-    out = [title, intro + COMMON + (AC_NOTE if has_ac else "") + (FP16_NOTE if has_int8 else "") + "\n"]
+    out = [title, intro + COMMON + (FP16_NOTE if has_int8 else "") + "\n"]
     out.append("## The bars\n")
     if kind == "presets":  # a comparison of presets: judging a bar here would pick the best of them
         out.append("None judged here: the presets are compared with each other, and the INT8 bar is judged in "
@@ -105,6 +135,7 @@ def markdown(rows: list[dict[str, Any]], per_model: dict[str, Any], runs: dict[s
     for line in (bars(rows, judge_prune=kind == "prune") if kind != "presets" else []):
         out.append(f"- {line}")
     out.append("")
+    out += accuracy_control_section(ac or [])
     out.append("## Summary per model\n")
     out.append("The 'fastest within' columns pick among the rows on the reported images (upper bound within the "
                "budget): descriptive, not a bar.\n")
@@ -127,19 +158,21 @@ def markdown(rows: list[dict[str, Any]], per_model: dict[str, Any], runs: dict[s
         if c is not None:
             out.append(f"Same-recovery control (the parent after the same {c['epochs']} distilled epochs, no "
                        f"pruning; ONNX Runtime fp32): top-1 {c['control_top1']:.2%}.\n")
-        extra_head = "Δ vs same-recovery control" if kind == "prune" else "Δ unseen by AC"
-        out.append(f"| artifact | runtime | precision | top-1 | Δ pts vs FP32 [95% CI] | {extra_head} | disagree | "
-                   "McNemar p | p50 ms | p90 ms | vs FP32 | size MB | params | MMACs |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        ctl = kind == "prune"  # the same-recovery control column
+        out.append("| artifact | runtime | precision | top-1 | Δ pts vs FP32 [95% CI] | "
+                   + ("Δ vs same-recovery control | " if ctl else "")
+                   + "disagree | McNemar p | p50 ms | p90 ms | vs FP32 | size MB | params | MMACs |")
+        out.append("|---" * (14 if ctl else 13) + "|")
         for r in (r for r in rows if r["model"] == model):
             prec = r["precision"] if r["executed"] in (None, r["precision"]) else f"{r['precision']} (ran {r['executed']})"
             if r["status"] != "ok":
                 out.append(f"| {r['artifact']} | {r['runtime']} | {prec} | {r['status']}: {(r['reason'] or '')[:90]} "
-                           "| | | | | | | | | | |")
+                           + "| " * (10 if ctl else 9) + "|")
                 continue
             out.append(
-                f"| {r['artifact']} | {r['runtime']} | {prec} | {_f(r['top1'], '{:.2%}')} | {_drop(r)} | {_unseen(r) or _control(r)} | "
-                f"{_f(r['disagreements'], '{}')} | {_f(r['mcnemar_p'], '{:.3g}')} | {_f(r['p50_ms'], '{:.3f}')} | "
+                f"| {r['artifact']} | {r['runtime']} | {prec} | {_f(r['top1'], '{:.2%}')} | {_drop(r)} | "
+                + (f"{_control(r)} | " if ctl else "")
+                + f"{_f(r['disagreements'], '{}')} | {_f(r['mcnemar_p'], '{:.3g}')} | {_f(r['p50_ms'], '{:.3f}')} | "
                 f"{_f(r['p90_ms'], '{:.3f}')}{' (unstable)' if r['unstable'] else ''} | {_speed_cell(r)} | "
                 f"{_f(r['size_mb'])} | {_f(r['params'], '{:,}')} | {_f(r['macs'] and r['macs'] / 1e6, '{:.1f}')} |")
     out.append("\n## Runs\n")

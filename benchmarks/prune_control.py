@@ -54,7 +54,7 @@ def _heldout_predictions(onnx_path: Path, artifact_dir: Path, threads: int) -> t
     from edgekit.data.sampling import evaluation_indices, preload
 
     spec = load_artifact(artifact_dir).manifest.preprocess
-    ds = load_embedded(split="heldout")
+    ds = load_embedded(split="test")
     idx = evaluation_indices(ds.labels, None)
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads

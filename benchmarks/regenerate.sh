@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 "$PY" benchmarks/overhead.py
+"$PY" benchmarks/families.py --prepare          # training and exports, not timing-sensitive
 "$PY" benchmarks/families.py --rounds 5
 "$PY" benchmarks/optimize.py
-"$PY" benchmarks/optimize.py --pipelines prune --out-name prune
+"$PY" benchmarks/optimize.py --pipelines prune --out-name prune --paired-rounds 0   # pairs after the control
 "$PY" benchmarks/prune_control.py
 "$PY" benchmarks/optimize.py --pipelines prune --out-name prune --report-only
 "$PY" benchmarks/optimize.py --pipelines presets --out-name presets

@@ -177,3 +177,49 @@ def test_the_committed_bars_are_what_bars_py_says_of_the_committed_rows(bars, na
     assert doc["bars"] == bars.bars(doc["rows"], judge_prune=name == "prune")
     md = (ROOT / "benchmarks" / "results" / f"{name}.md").read_text(encoding="utf-8")
     assert all(f"- {line}" in md for line in doc["bars"])
+
+
+# accuracy control, judged out of sample ------------------------------------------------------------------
+
+def _decision(model: str = "m", recipe: str = "int8-ort", *, accepted: bool = True, step: str = "ran") -> dict:
+    return {"model": model, "recipe": recipe, "artifact": f"{model}-{recipe}", "step": step, "note": None,
+            "budget_pts": 0.5, "confidence": 0.95, "accepted": accepted, "validation_n": 1000,
+            "validation_point_pts": -0.1, "validation_upper_pts": 0.45}
+
+
+@pytest.mark.parametrize(("drop", "ci", "verdict"), [
+    (-0.1, (-0.4, 0.2), "holds"),           # the test bound within the budget
+    (0.3, (-0.2, 0.8), "not resolved"),     # the point within, the bound past it
+    (0.9, (0.2, 1.6), "BROKEN"),            # accepted on validation, past the budget on test
+])
+def test_accuracy_control_is_judged_on_the_test_split(bars, drop, ci, verdict):
+    out, = bars.ac_out_of_sample([_decision()], [row("int8-ort", drop=drop, ci=ci, n=2000)])
+    assert out["verdict"] == verdict and out["test_upper_pts"] == ci[1] and out["test_n"] == 2000
+
+
+def test_accuracy_control_breaks_on_its_worst_runtime_not_its_best(bars):
+    rows = [row("int8-ort", drop=0.0, ci=(-0.3, 0.3)), row("int8-ort", "openvino", drop=0.8, ci=(0.1, 1.5))]
+    out, = bars.ac_out_of_sample([_decision()], rows)
+    assert out["verdict"] == "BROKEN" and out["test_worst_runtime"] == "openvino"
+    assert out["runtimes"] == ["onnxruntime", "openvino"]
+
+
+def test_a_refused_or_unbenched_decision_is_listed_never_dropped(bars):
+    refused, unbenched = bars.ac_out_of_sample(
+        [_decision(accepted=False, step="failed"), _decision(recipe="int8-nncf-openvino")], [])
+    assert refused["verdict"] == "refused" and unbenched["verdict"] == "not benched"
+    assert unbenched["test_upper_pts"] is None
+
+
+def test_the_committed_accuracy_control_table_is_what_bars_py_says(bars):
+    """optimize.json's out-of-sample verdicts recomputed from its own decisions and rows (a stale file has none)."""
+    import json
+
+    doc = json.loads((ROOT / "benchmarks" / "results" / "optimize.json").read_text(encoding="utf-8"))
+    if doc.get("provenance", {}).get("status") == "stale":
+        pytest.skip("results/optimize.json is marked stale (listed in benchmarks/README.md); regenerate it")
+    ac = doc["accuracy_control"]
+    decisions = [{k: a[k] for k in _decision()} for a in ac]
+    assert ac and bars.ac_out_of_sample(decisions, doc["rows"]) == ac
+    md = (ROOT / "benchmarks" / "results" / "optimize.md").read_text(encoding="utf-8")
+    assert f"**Out of {len(ac)} accuracy-controlled artifacts: the budget holds (upper bound) for " in md
