@@ -97,8 +97,8 @@ def accuracy_control_section(ac: list[dict[str, Any]]) -> list[str]:
     out = ["## Accuracy control out of sample\n",
            "Each recipe with `max_drop` accepted a candidate only when the upper 95 % bound (one-sided) of its paired "
            "drop on the 1,000-image validation split was within the budget, and was then benched on the 2,000-image "
-           "test split it never saw. 'holds': the upper 95 % bound of the test drop (worst runtime) is within the "
-           "budget; 'not resolved': the point drop is within but the bound is past it (2,000 images cannot resolve a "
+           "test split it never saw. 'holds': the upper end of the test drop's two-sided 95 % interval (a one-sided "
+           "97.5 % bound, stricter than the one that accepted; worst runtime) is within the budget; 'not resolved': the point drop is within but the bound is past it (2,000 images cannot resolve a "
            "few tenths of a point); 'BROKEN': the point drop on test is past the budget; 'refused': the control "
            "accepted no candidate on validation (the step failed with exit 1; nothing benched).\n",
            f"**Out of {n} accuracy-controlled artifacts: the budget holds (upper bound) for {counts['holds']}, "
@@ -115,8 +115,8 @@ def accuracy_control_section(ac: list[dict[str, Any]]) -> list[str]:
         test = ("" if a["test_point_pts"] is None or ci[0] is None else
                 f"{a['test_point_pts']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}] ({a['test_n']}), {a['test_worst_runtime']}")
         verdict = a["verdict"] if a["verdict"] != "BROKEN" else "**BROKEN**"
-        if a["verdict"] == "refused" and a.get("note"):
-            verdict += f": {str(a['note'])[:120]}"
+        if a["verdict"] == "refused" and a.get("note"):  # the step's own message, up to its numbers (shown)
+            verdict += f": {str(a['note']).split(': validation', 1)[0][:160]}"
         out.append(f"| {a['model']} | {a['recipe']} | {_f(a['budget_pts'])} | {val} | {a['accepted']} | {test} | "
                    f"{', '.join(a['runtimes'])} | {verdict} |")
     out.append("")
