@@ -213,16 +213,25 @@ def ac_out_of_sample(outcomes: list[dict[str, Any]], rows: list[dict[str, Any]])
     on the test split (worst runtime).
 
     ``verdict``: ``holds`` (upper 95 % bound on test within the budget), ``not resolved`` (point within, bound
-    past it), ``BROKEN`` (the point drop on test past the budget), ``refused`` (the control did not accept a
-    candidate on validation: the step failed, nothing was benched), ``not benched``.
+    past it), ``BROKEN`` (the point drop on test past the budget: in the bench, or in the quantize step's own
+    test check, which then failed the step), ``refused`` (the control did not accept a candidate on validation:
+    the step failed, nothing was benched), ``not benched``.
     """
     out = []
     for o in outcomes:
         arts = per_artifact((r for r in rows if r["artifact"] == o["artifact"]), precision="int8")
         a = arts.get(o["artifact"])
         budget = o["budget_pts"] if o["budget_pts"] is not None else INT8_BAR_PTS
-        if o["step"] == "failed" or o["accepted"] is False:
+        st = o.get("step_test") or {}
+        if o["accepted"] is False or (o["step"] == "failed" and not o.get("breaks_on_test")):
             verdict = "refused"
+        elif o["step"] == "failed" and a is None:
+            # accepted on validation, then its own test check found the point drop past the budget: the step
+            # failed and nothing was benched, so that check's numbers are the ones shown
+            out.append({**o, "verdict": "BROKEN", "test_n": st.get("n"), "test_point_pts": st.get("drop_pts"),
+                        "test_upper_pts": (st.get("ci_pts") or [None, None])[1], "test_ci_pts": st.get("ci_pts"),
+                        "test_worst_runtime": st.get("runtime"), "runtimes": [], "test_source": "quantize step"})
+            continue
         elif a is None or a["upper_pts"] is None:
             verdict = "not benched"
         elif a["upper_pts"] <= budget:
@@ -236,7 +245,7 @@ def ac_out_of_sample(outcomes: list[dict[str, Any]], rows: list[dict[str, Any]])
         out.append({**o, "verdict": verdict, "test_n": worst and worst.get("n"),
                     "test_point_pts": a and a["point_pts"], "test_upper_pts": a and a["upper_pts"],
                     "test_ci_pts": worst and worst["ci_pts"], "test_worst_runtime": a and a["worst"],
-                    "runtimes": [] if a is None else [x["runtime"] for x in a["runtimes"]]})
+                    "runtimes": [] if a is None else [x["runtime"] for x in a["runtimes"]], "test_source": "bench"})
     return out
 
 

@@ -92,12 +92,17 @@ def _ac_outcomes(run_dir: Path) -> list[dict[str, Any]]:
                     if (d / "edgekit.json").is_file()), None)
         q = (json.loads(man.read_text(encoding="utf-8")).get("extra") or {}).get("quantization") if man else None
         b = (q or {}).get("budget") or {}
-        val = b.get("validation") or {}
+        val, test = b.get("validation") or {}, b.get("test") or {}
         out.append({"model": model, "recipe": recipe, "artifact": f"{model}-{recipe}", "step": s["status"],
                     "note": s.get("note"), "method": (q or {}).get("method"), "for": (q or {}).get("for"),
                     "budget_pts": b.get("budget_pts", asked[recipe]), "confidence": b.get("confidence"),
                     "accepted": b.get("accepted"), "validation_n": val.get("n"),
-                    "validation_point_pts": val.get("drop_pts"), "validation_upper_pts": b.get("validation_upper_pts")})
+                    "validation_point_pts": val.get("drop_pts"), "validation_upper_pts": b.get("validation_upper_pts"),
+                    # the quantize step's own test check (a subset of the test split): used only where it failed the
+                    # step, so that the bench never ran (breaks_on_test)
+                    "step_test": {"n": test.get("n"), "drop_pts": test.get("drop_pts"), "ci_pts": test.get("ci_pts"),
+                                  "runtime": ((q or {}).get("reference") or {}).get("runtime")} if test else None,
+                    "breaks_on_test": b.get("breaks_on_test")})
     return out
 
 

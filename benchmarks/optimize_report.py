@@ -113,7 +113,9 @@ def accuracy_control_section(ac: list[dict[str, Any]]) -> list[str]:
                f"{a['validation_point_pts']:+.2f} [{a['validation_upper_pts']:+.2f}] ({a['validation_n']})")
         ci = a.get("test_ci_pts") or [None, None]
         test = ("" if a["test_point_pts"] is None or ci[0] is None else
-                f"{a['test_point_pts']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}] ({a['test_n']}), {a['test_worst_runtime']}")
+                f"{a['test_point_pts']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}] ({a['test_n']}), {a['test_worst_runtime']}"
+                + (" (the quantize step's own check; the step failed, nothing benched)"
+                   if a.get("test_source") == "quantize step" else ""))
         verdict = a["verdict"] if a["verdict"] != "BROKEN" else "**BROKEN**"
         if a["verdict"] == "refused" and a.get("note"):  # the step's own message, up to its numbers (shown)
             verdict += f": {str(a['note']).split(': validation', 1)[0][:160]}"

@@ -219,7 +219,16 @@ def test_the_committed_accuracy_control_table_is_what_bars_py_says(bars):
     if doc.get("provenance", {}).get("status") == "stale":
         pytest.skip("results/optimize.json is marked stale (listed in benchmarks/README.md); regenerate it")
     ac = doc["accuracy_control"]
-    decisions = [{k: a[k] for k in _decision()} for a in ac]
+    added = {"verdict", "test_n", "test_point_pts", "test_upper_pts", "test_ci_pts", "test_worst_runtime", "runtimes",
+             "test_source"}
+    decisions = [{k: v for k, v in a.items() if k not in added} for a in ac]
     assert ac and bars.ac_out_of_sample(decisions, doc["rows"]) == ac
     md = (ROOT / "benchmarks" / "results" / "optimize.md").read_text(encoding="utf-8")
     assert f"**Out of {len(ac)} accuracy-controlled artifacts: the budget holds (upper bound) for " in md
+
+
+def test_accepted_on_validation_but_broken_in_the_quantize_steps_own_test_check_is_broken(bars):
+    d = {**_decision(step="failed"), "breaks_on_test": True,
+         "step_test": {"n": 1000, "drop_pts": 0.9, "ci_pts": [0.1, 1.7], "runtime": "onnxruntime"}}
+    out, = bars.ac_out_of_sample([d], [])
+    assert out["verdict"] == "BROKEN" and out["test_point_pts"] == 0.9 and out["test_source"] == "quantize step"
