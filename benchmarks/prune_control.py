@@ -82,7 +82,7 @@ def control(parent: Path, *, epochs: int, distill: bool, data: str, seed: int, t
     h, w = (int(v) for v in src.preprocess.input_size)
     config = opts.train_config()
     with deterministic(seed, threads), tempfile.TemporaryDirectory(prefix="edgekit-control-") as tmp:
-        loaders, _ = _recovery_data(opts, src)
+        loaders, _, _ = _recovery_data(opts, src)  # the train and validation splits (validation selects)
         before = evaluate(model, loaders.heldout)[1]
         teacher = copy.deepcopy(model).eval() if distill else None
         for p in model.parameters():
