@@ -37,7 +37,9 @@ def _recovery_settings(run: dict[str, Any], model: str) -> dict[str, Any]:
     seen = []
     for s in run["steps"]:
         if s["kind"] == "prune" and s["label"].startswith(model + "/"):
-            man = json.loads((Path(s["path"]) / "edgekit.json").read_text(encoding="utf-8"))
+            path = Path(s["path"])  # a step whose accuracy check failed set its artifact aside as <path>.failed
+            d = path if (path / "edgekit.json").is_file() else path.with_name(path.name + ".failed")
+            man = json.loads((d / "edgekit.json").read_text(encoding="utf-8"))
             rec = man["extra"]["prune"]["recovery"]
             seen.append({"epochs": int(rec["epochs"]), "distill": bool(rec["distill"])})
     if not seen or any(x != seen[0] for x in seen):
