@@ -107,7 +107,7 @@ def evaluate_one(model: str, init: str, args: argparse.Namespace, say: Say) -> d
         "test_top1_torch": (m.extra.get("dataset") or {}).get("test_top1"),
         "validation_top1_torch": record.heldout_top1, "n_test": int(len(y)),
         "model_sha256": m.files[m.model_file],
-        "base_weights": m.lineage[0].get("base_weights") if m.lineage else None,
+        "base_weights": m.lineage[0].parent.weights if m.lineage and m.lineage[0].parent else None,
         "runs": {},
     }
     ref_pred = None
