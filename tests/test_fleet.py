@@ -340,6 +340,20 @@ SSH_SPEC = BenchSpec(runtimes=("onnxruntime",), precisions=("fp32",), batch=(1,)
 
 
 @pytest.mark.slow
+def sweep_two_ssh_devices(executor, device_registry, sshd_server, labelled_artifact, tmp_path, monkeypatch):
+    """Two jobs on each of two loopback SSH devices through ``executor``; every job valid, one at a time per
+    device. Returns (the device names, the sweep result)."""
+    from edgekit.pipeline.fleet import plan_jobs
+
+    targets = two_ssh_devices(device_registry, sshd_server, tmp_path, monkeypatch)
+    work = plan_jobs(targets, [("m-a", Path(labelled_artifact)), ("m-b", Path(labelled_artifact))])
+    result = run_sweep(work, output=tmp_path / "out", factory=SessionFactory(SSH_SPEC), executor=executor,
+                       spec=SSH_SPEC, timeout_s=600)
+    assert not result.invalid, [r.reason for r in result.invalid]
+    assert_exclusive(result.records)
+    return targets, result
+
+
 def test_a_two_device_sweep_over_ssh(first_run, device_registry, sshd_server, labelled_artifact, tmp_path,
                                      monkeypatch):
     """The default executor, two loopback SSH devices: each benches over remote's transport (probe, push,
@@ -347,12 +361,8 @@ def test_a_two_device_sweep_over_ssh(first_run, device_registry, sshd_server, la
     from edgekit.pipeline.fleet import plan_jobs
 
     monkeypatch.setattr("edgekit.pipeline.fleet._artifact_sha", lambda job: f"sha-of-{job.name}")
-    targets = two_ssh_devices(device_registry, sshd_server, tmp_path, monkeypatch)
-    work = plan_jobs(targets, [("m-a", Path(labelled_artifact)), ("m-b", Path(labelled_artifact))])
-    result = run_sweep(work, output=tmp_path / "out", factory=SessionFactory(SSH_SPEC), executor=ThreadExecutor(),
-                       spec=SSH_SPEC, timeout_s=600)
-    assert not result.invalid, [r.reason for r in result.invalid]
-    assert_exclusive(result.records)
+    targets, result = sweep_two_ssh_devices(ThreadExecutor(), device_registry, sshd_server, labelled_artifact,
+                                            tmp_path, monkeypatch)
     for t in targets:
         rep = result.reports[t]
         assert rep.target_name == t and [r.status for r in rep.results] == ["ok", "ok"]

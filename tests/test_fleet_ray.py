@@ -129,16 +129,10 @@ def test_a_two_device_sweep_over_ssh_on_ray(first_run, device_registry, sshd_ser
                                             monkeypatch):
     """The Ray executor on the two loopback SSH devices: each actor drives its device over remote's transport
     (Ray itself only on this host)."""
-    from edgekit.pipeline.devices import SessionFactory
-    from edgekit.pipeline.fleet import plan_jobs, run_sweep
-    from tests.test_fleet import SSH_SPEC, two_ssh_devices
+    from tests.test_fleet import sweep_two_ssh_devices
 
-    targets = two_ssh_devices(device_registry, sshd_server, tmp_path, monkeypatch)
-    work = plan_jobs(targets, [("m-a", Path(labelled_artifact)), ("m-b", Path(labelled_artifact))])
-    result = run_sweep(work, output=tmp_path / "out", factory=SessionFactory(SSH_SPEC), executor=RayExecutor(),
-                       spec=SSH_SPEC, timeout_s=600)
-    assert not result.invalid, [r.reason for r in result.invalid]
-    assert_exclusive(result.records)
+    targets, result = sweep_two_ssh_devices(RayExecutor(), device_registry, sshd_server, labelled_artifact, tmp_path,
+                                            monkeypatch)
     assert all(r.worker.startswith("ray-actor-") for r in result.records)
     for t in targets:
         assert [r.status for r in result.reports[t].results] == ["ok", "ok"]

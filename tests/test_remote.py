@@ -129,28 +129,13 @@ def test_eval_data_dir_is_pushed_once(first_run, labelled_artifact, tmp_path):
 def test_run_benches_on_the_device(first_run, tmp_path):
     """``edgekit run --device``: the fine-tune and export run here (cached as usual), the bench on the device."""
     pipe = tmp_path / "p.toml"
-    pipe.write_text("""[pipeline]
-name = "remote-tiny"
-target = "cpu"
-data = "embedded"
-seed = 0
+    from tests.test_pipeline import TINY
 
-[bench]
-min_duration = 0.1
-min_iterations = 5
-warmup = 0.0
-eval_size = 64
-batch = [1]
-runtimes = ["onnxruntime"]
-
-[[model]]
-name = "mobilenetv3_small_100"
-weights = "none"
-finetune = { epochs = 1, img_size = 32, train_limit = 200, batch_size = 64 }
-
-[[recipe]]
-name = "fp32"
-""")
+    # the pipeline tests' tiny pipeline, FP32 only, on 200 training images
+    fp32_only = TINY.split('\n[[recipe]]\nname = "int8-ort"')[0]
+    text = fp32_only.replace('name = "tiny"', 'name = "remote-tiny"').replace("train_limit = 400", "train_limit = 200")
+    assert 'name = "remote-tiny"' in text and "train_limit = 200" in text and "int8" not in text, text
+    pipe.write_text(text)
     r = CliRunner().invoke(cli, ["run", str(pipe), "--device", "lab", "--cache-dir", str(tmp_path / "cache"),
                                  "-o", str(tmp_path / "out"), "--no-history", "--json"])
     assert r.exit_code == 0, r.output
